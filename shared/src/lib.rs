@@ -1,0 +1,19 @@
+//! The ferrochat wire protocol, shared by the relay (native) and the browser
+//! client (wasm32). Because both sides compile this crate, they cannot
+//! disagree on frame shapes, limits or validation rules.
+//!
+//! See `docs/protocol.md` for the prose specification.
+
+pub mod api;
+pub mod codes;
+pub mod frame;
+pub mod ids;
+pub mod limits;
+pub mod validate;
+
+pub use codes::{close, frame_type, ErrorCode};
+pub use frame::{
+    ChatPush, ChatSend, ClientFrame, Content, ErrorFrame, FrameError, GroupEvent, GroupEventKind,
+    ServerFrame, Target,
+};
+pub use ids::{GroupId, MsgId, UserId};
