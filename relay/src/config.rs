@@ -1,0 +1,201 @@
+//! Relay configuration: clap flags, each with a matching `FERROCHAT_*`
+//! environment variable.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, `30d`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 5s, 2m, 30d)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => {
+            return Err(format!(
+                "unknown duration unit {u:?} (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// How hard SQLite syncs to disk on each group commit. See
+/// `docs/protocol.md`, "Durability and power loss".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMode {
+    /// `synchronous=FULL`: survives `kill -9` and power loss.
+    Full,
+    /// `synchronous=NORMAL`: survives `kill -9`; power loss may drop the
+    /// last batches.
+    Normal,
+    /// `synchronous=OFF`: for benchmarks only.
+    Off,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Everything an operator can set.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "ferrochat-relay",
+    version,
+    about = "ferrochat relay: self-hosted instant messaging"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "FERROCHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://PATH` (created on first start) or
+    /// `sqlite::memory:` (nothing survives a restart; tests only).
+    #[arg(
+        long,
+        env = "FERROCHAT_DB",
+        default_value = "sqlite://./data/ferrochat.db"
+    )]
+    pub db: String,
+
+    /// SQLite durability level (see docs/protocol.md).
+    #[arg(
+        long,
+        env = "FERROCHAT_SQLITE_SYNC",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_sync: SyncMode,
+
+    /// Directory with the built SPA (`cargo xtask dist` writes `dist/`).
+    #[arg(long, env = "FERROCHAT_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+
+    /// Close a socket when nothing was read from it for this long.
+    #[arg(long, env = "FERROCHAT_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Close a socket that has not sent LOGIN within this time.
+    #[arg(long, env = "FERROCHAT_LOGIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub login_timeout: Duration,
+
+    /// Push a message again when it is not acked within this time (doubling
+    /// up to `--max-retry-interval`).
+    #[arg(long, env = "FERROCHAT_ACK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub ack_timeout: Duration,
+
+    /// The longest wait between two pushes of an unacked message.
+    #[arg(long, env = "FERROCHAT_MAX_RETRY_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub max_retry_interval: Duration,
+
+    /// A user whose last socket closed is shown offline to their contacts
+    /// after this long, unless they reconnect (a page reload is not a
+    /// departure).
+    #[arg(long, env = "FERROCHAT_PRESENCE_GRACE", default_value = "3s", value_parser = parse_duration)]
+    pub presence_grace: Duration,
+
+    /// Session tokens expire this long after login.
+    #[arg(long, env = "FERROCHAT_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Cap on concurrent TCP connections (HTTP and WebSocket).
+    #[arg(long, env = "FERROCHAT_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// Frames each socket may queue for sending. A full queue whose writes
+    /// have been stuck for a second (the client is not reading) closes the
+    /// socket as a slow consumer (4008). The queue takes memory only as it
+    /// fills.
+    #[arg(long, env = "FERROCHAT_OUTBOUND_QUEUE", default_value_t = 4096)]
+    pub outbound_queue: usize,
+
+    /// Sustained rate of rate-limited frames (everything but PING and ACK)
+    /// per connection, per second.
+    #[arg(long, env = "FERROCHAT_RATE_LIMIT", default_value_t = 50.0)]
+    pub rate_limit: f64,
+
+    /// Burst size of the per-connection rate limit.
+    #[arg(long, env = "FERROCHAT_RATE_BURST", default_value_t = 100.0)]
+    pub rate_burst: f64,
+
+    /// Most argon2 hashes computed at once (each takes ~19 MiB and tens of
+    /// milliseconds of CPU); further register/login requests wait.
+    #[arg(long, env = "FERROCHAT_MAX_HASHING", default_value_t = 4)]
+    pub max_hashing: usize,
+
+    /// Log format.
+    #[arg(long, env = "FERROCHAT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info,relay=debug`.
+    #[arg(long, env = "FERROCHAT_LOG", default_value = "info")]
+    pub log: String,
+
+    /// How long shutdown waits for sockets and requests to finish.
+    #[arg(long, env = "FERROCHAT_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// A configuration from command-line style arguments (without the
+    /// program name), e.g. `Config::from_args(["--db", "sqlite::memory:"])`.
+    pub fn from_args<I, S>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = std::iter::once(std::ffi::OsString::from("ferrochat-relay"))
+            .chain(args.into_iter().map(Into::into));
+        Config::try_parse_from(argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_docs() {
+        let c = Config::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.db, "sqlite://./data/ferrochat.db");
+        assert_eq!(c.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.ack_timeout, Duration::from_secs(5));
+        assert_eq!(c.sqlite_sync, SyncMode::Full);
+    }
+}

@@ -1,0 +1,333 @@
+//! HTTP handlers: one async function per route. Routing lives in
+//! `filters.rs`; errors become JSON in [`recover`].
+
+pub mod groups;
+pub mod history;
+
+use crate::auth::{new_token, token_hash, TokenHash};
+use crate::clock::now_ms;
+use crate::connection;
+use crate::error::Error;
+use crate::store::UserRef;
+use crate::App;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use shared::api::{ApiError, Credentials, OnlineUsers, Session, UserSummary};
+use shared::{close, validate, ErrorCode};
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use warp::reply::{self, Reply};
+use warp::{reject, Rejection};
+
+/// A rejection carrying a relay error, turned into JSON by [`recover`].
+#[derive(Debug)]
+pub struct ApiReject(pub Error);
+
+impl reject::Reject for ApiReject {}
+
+impl From<Error> for Rejection {
+    fn from(e: Error) -> Rejection {
+        reject::custom(ApiReject(e))
+    }
+}
+
+/// The caller of an authenticated endpoint.
+#[derive(Clone, Debug)]
+pub struct Authed {
+    /// Who.
+    pub user: UserRef,
+    /// The token they used.
+    pub token: TokenHash,
+}
+
+fn error_reply(
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> warp::reply::Response {
+    let body = ApiError {
+        code,
+        message: message.into(),
+    };
+    reply::with_status(reply::json(&body), status).into_response()
+}
+
+fn summary(u: &UserRef) -> UserSummary {
+    UserSummary {
+        user_id: u.id,
+        username: u.username.clone(),
+    }
+}
+
+/// Checks a bearer token.
+pub async fn authenticate(header: Option<String>, app: Arc<App>) -> Result<Authed, Rejection> {
+    let token = crate::auth::bearer(header.as_deref()).ok_or(Error::Unauthorized)?;
+    let hash = token_hash(token);
+    match app.store.token_user(hash, now_ms()).await? {
+        Some(user) => Ok(Authed { user, token: hash }),
+        None => Err(Error::Unauthorized.into()),
+    }
+}
+
+async fn issue_session(
+    app: &App,
+    user_id: shared::UserId,
+    username: String,
+) -> Result<Session, Error> {
+    let token = new_token();
+    let expires_at = now_ms() + app.config.token_ttl.as_millis() as i64;
+    app.store
+        .create_token(user_id, token_hash(&token), expires_at)
+        .await?;
+    Ok(Session {
+        user_id,
+        username,
+        token,
+        expires_at,
+    })
+}
+
+/// `POST /api/register`.
+pub async fn register(app: Arc<App>, creds: Credentials) -> Result<impl Reply, Rejection> {
+    validate::username(&creds.username).map_err(Error::from)?;
+    validate::password(&creds.password).map_err(Error::from)?;
+    let hash = app.hashing.hash(creds.password).await?;
+    let id = app.store.create_user(creds.username.clone(), hash).await?;
+    app.metrics.registrations_total.fetch_add(1, Relaxed);
+    tracing::info!(user = %id, username = %creds.username, "registered");
+    let session = issue_session(&app, id, creds.username).await?;
+    Ok(reply::with_status(
+        reply::json(&session),
+        StatusCode::CREATED,
+    ))
+}
+
+/// `POST /api/login`. Unknown user and wrong password give the same answer
+/// in the same time.
+pub async fn login(app: Arc<App>, creds: Credentials) -> Result<impl Reply, Rejection> {
+    let plausible =
+        validate::username(&creds.username).is_ok() && validate::password(&creds.password).is_ok();
+    let user = if plausible {
+        app.store.user_by_name(&creds.username).await?
+    } else {
+        None
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    if !app.hashing.verify(creds.password, stored).await? {
+        return Err(Error::InvalidCredentials.into());
+    }
+    let user = user.expect("verified against a stored hash");
+    let session = issue_session(&app, user.id, user.username).await?;
+    Ok(reply::json(&session))
+}
+
+/// `POST /api/logout`: revokes the token and closes its sockets.
+pub async fn logout(app: Arc<App>, who: Authed) -> Result<impl Reply, Rejection> {
+    if let Some(user) = app.store.revoke_token(who.token).await? {
+        app.hub.kick_token(user, &who.token, close::LOGGED_OUT);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/me`.
+pub async fn me(who: Authed) -> Result<impl Reply, Rejection> {
+    Ok(reply::json(&summary(&who.user)))
+}
+
+/// `GET /api/users/online`.
+pub async fn online(app: Arc<App>, _who: Authed) -> Result<impl Reply, Rejection> {
+    let users = app.hub.online().iter().map(summary).collect();
+    Ok(reply::json(&OnlineUsers { users }))
+}
+
+/// Query of `GET /api/users`.
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    /// Username prefix.
+    #[serde(default)]
+    pub q: String,
+}
+
+/// `GET /api/users?q=prefix`.
+pub async fn search_users(
+    app: Arc<App>,
+    _who: Authed,
+    query: SearchQuery,
+) -> Result<impl Reply, Rejection> {
+    let prefix: String = query
+        .q
+        .trim()
+        .chars()
+        .take(shared::limits::USERNAME_MAX_CHARS)
+        .collect();
+    let users = if prefix.is_empty() {
+        Vec::new()
+    } else {
+        app.store.search_users(&prefix, 20).await?
+    };
+    Ok(reply::json(&OnlineUsers {
+        users: users.iter().map(summary).collect(),
+    }))
+}
+
+/// `GET /healthz`.
+pub async fn healthz(app: Arc<App>) -> Result<impl Reply, Infallible> {
+    Ok(if app.is_shutting_down() {
+        reply::with_status("shutting down\n", StatusCode::SERVICE_UNAVAILABLE)
+    } else {
+        reply::with_status("ok\n", StatusCode::OK)
+    })
+}
+
+/// `GET /metrics`.
+pub async fn metrics(app: Arc<App>) -> Result<impl Reply, Infallible> {
+    Ok(reply::with_header(
+        app.metrics.render(),
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    ))
+}
+
+/// The connection's slot under the connection cap. An upgraded WebSocket
+/// takes it over, so the cap counts live sockets, not just HTTP requests.
+#[derive(Clone)]
+pub struct ConnSlot(pub Arc<parking_lot::Mutex<Option<crate::server::ConnPermit>>>);
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// `GET /ws`: completes the WebSocket handshake and hands the upgraded
+/// connection to a session (`connection::serve`).
+pub async fn ws_upgrade(
+    headers: HeaderMap,
+    on_upgrade: Option<OnUpgrade>,
+    slot: Option<ConnSlot>,
+    app: Arc<App>,
+) -> Result<warp::reply::Response, Rejection> {
+    let key = headers.get(header::SEC_WEBSOCKET_KEY);
+    let valid = header_has_token(&headers, header::CONNECTION, "upgrade")
+        && header_has_token(&headers, header::UPGRADE, "websocket")
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(|v| v.as_bytes())
+            == Some(b"13");
+    let (Some(key), Some(on_upgrade), true) = (key, on_upgrade, valid) else {
+        return Ok(error_reply(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "expected a WebSocket upgrade (version 13)",
+        ));
+    };
+    if app.is_shutting_down() {
+        return Ok(error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ShuttingDown,
+            "the relay is shutting down",
+        ));
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let permit = slot.and_then(|s| s.0.lock().take());
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(connection::ws_config()),
+                )
+                .await;
+                // The session gets a task of its own: a task's memory is
+                // sized for its largest state for its whole life, and the
+                // handshake states are bigger than the session's.
+                tokio::spawn(connection::serve(ws, app, permit));
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut res = Response::new(warp::hyper::body::Bytes::new().into());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+    );
+    Ok(res)
+}
+
+/// Turns every rejection into a JSON error body with the right status.
+pub async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> {
+    if let Some(ApiReject(e)) = r.find::<ApiReject>() {
+        if e.code() == ErrorCode::Internal {
+            tracing::error!(error = %e, "request failed");
+        }
+        return Ok(error_reply(e.status(), e.code(), e.public_message()));
+    }
+    let (status, code, message) = if r.is_not_found() {
+        (
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such endpoint".to_string(),
+        )
+    } else if r.find::<reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "request bodies are limited to {} bytes",
+                shared::limits::MAX_HTTP_BODY_BYTES
+            ),
+        )
+    } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
+        (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            format!("invalid JSON body: {e}"),
+        )
+    } else if r.find::<reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            ErrorCode::BadRequest,
+            "a Content-Length header is required".to_string(),
+        )
+    } else if r.find::<reject::UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            "send Content-Type: application/json".to_string(),
+        )
+    } else if r.find::<reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this path".to_string(),
+        )
+    } else if r.find::<reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "invalid query string".to_string(),
+        )
+    } else {
+        tracing::warn!(rejection = ?r, "unhandled rejection");
+        (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "bad request".to_string(),
+        )
+    };
+    Ok(error_reply(status, code, message))
+}

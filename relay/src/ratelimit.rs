@@ -1,0 +1,56 @@
+//! A token bucket per connection.
+
+use std::time::Instant;
+
+/// Allows `rate` events per second on average, in bursts of up to `burst`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f32,
+    burst: f32,
+    tokens: f32,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        TokenBucket {
+            rate: rate as f32,
+            burst: burst.max(1.0) as f32,
+            tokens: burst.max(1.0) as f32,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bursts_then_refills_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 5.0, t0);
+        assert_eq!((0..8).filter(|_| b.try_take(t0)).count(), 5);
+        // 0.3 s at 10/s refills 3 tokens
+        let t1 = t0 + Duration::from_millis(300);
+        assert_eq!((0..8).filter(|_| b.try_take(t1)).count(), 3);
+        // never more than the burst, however long it rested
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!((0..8).filter(|_| b.try_take(t2)).count(), 5);
+    }
+}

@@ -1,0 +1,1790 @@
+//! Embedded SQLite storage, the single-box default.
+//!
+//! - One **writer thread** owns the only write connection. It takes every
+//!   operation waiting in the queue, writes them in one transaction, commits
+//!   (one fsync with `synchronous=FULL`), then hands the results to the
+//!   [`CommitSink`] in order. Under load the batches grow by themselves, so
+//!   the fsync cost is shared by hundreds of messages (group commit).
+//! - Reads run on a small pool of read-only connections on tokio's blocking
+//!   threads; WAL mode lets them proceed while the writer writes.
+//! - A checkpointer thread copies the WAL back into the database file in the
+//!   background, so the writer never stalls on a checkpoint.
+
+use super::*;
+use crate::clock::now_ms;
+use crate::config::SyncMode;
+use rusqlite::{params, Connection, ErrorCode as SqlErrorCode, OpenFlags, OptionalExtension};
+use shared::api::{
+    ConversationKind, ConversationSummary, Conversations, GroupInfo, GroupSummary, History,
+    MemberInfo, MessageView, UserSummary,
+};
+use shared::{GroupEvent, GroupEventKind, GroupId, MsgId};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// Where the database lives.
+pub enum Location {
+    /// A file, created with its directory on first start.
+    File(PathBuf),
+    /// A throwaway database (a temporary file, deleted at close).
+    Memory,
+}
+
+/// Conversation kinds in `conversations.kind`.
+const KIND_DIRECT: i64 = 1;
+const KIND_GROUP: i64 = 2;
+/// `members.role` of a group's owner.
+const ROLE_OWNER: i64 = 1;
+/// Most members a group may have.
+pub const MAX_GROUP_MEMBERS: usize = 20_000;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many have run. Never edit a released migration: append a new one.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    hash       BLOB PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tokens_expiry ON tokens(expires_at);
+-- One row per pair of users and per group. Messages, cursors and history
+-- all hang off the conversation.
+CREATE TABLE conversations (
+    id         INTEGER PRIMARY KEY,
+    kind       INTEGER NOT NULL,
+    name       TEXT,
+    owner_id   INTEGER REFERENCES users(id),
+    is_public  INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE direct_conversations (
+    user_lo INTEGER NOT NULL REFERENCES users(id),
+    user_hi INTEGER NOT NULL REFERENCES users(id),
+    conv_id INTEGER NOT NULL REFERENCES conversations(id),
+    PRIMARY KEY (user_lo, user_hi)
+) WITHOUT ROWID;
+-- Read fan-out: a message is stored once; each member has cursors.
+-- delivered_seq: every message up to it (not sent by the member) was acked.
+CREATE TABLE members (
+    conv_id       INTEGER NOT NULL REFERENCES conversations(id),
+    user_id       INTEGER NOT NULL REFERENCES users(id),
+    joined_seq    INTEGER NOT NULL DEFAULT 0,
+    delivered_seq INTEGER NOT NULL DEFAULT 0,
+    read_seq      INTEGER NOT NULL DEFAULT 0,
+    role          INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (conv_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user_id, conv_id);
+CREATE TABLE messages (
+    conv_id       INTEGER NOT NULL REFERENCES conversations(id),
+    seq           INTEGER NOT NULL,
+    msg_id        BLOB NOT NULL,
+    from_id       INTEGER NOT NULL REFERENCES users(id),
+    client_msg_id TEXT,
+    content_type  INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    ts            INTEGER NOT NULL,
+    PRIMARY KEY (conv_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX messages_by_id ON messages(msg_id);
+CREATE UNIQUE INDEX messages_idempotency ON messages(from_id, client_msg_id)
+    WHERE client_msg_id IS NOT NULL;
+"#,
+    r#"
+-- Groups: searching public groups by name.
+CREATE INDEX groups_by_name ON conversations(kind, is_public, name COLLATE NOCASE);
+"#,
+];
+
+/// Group-commit coalescing under load: when the previous commit ended less
+/// than `BUSY_GAP` ago and fewer than `COALESCE_BELOW` operations wait, the
+/// writer waits `COALESCE` for more. Measured at 10,000 msg/s: a third of
+/// the commits, and a lower p99 (see docs/benchmarks.md).
+const BUSY_GAP: Duration = Duration::from_millis(2);
+const COALESCE: Duration = Duration::from_micros(200);
+const COALESCE_BELOW: usize = 8;
+/// Most operations in one transaction.
+const MAX_BATCH: usize = 4096;
+/// Write queue capacity; producers wait when it is full.
+const QUEUE: usize = 8192;
+/// Pending cursor updates that force a write before the next flush tick.
+const MAX_PENDING_CURSORS: usize = 50_000;
+/// Batches up to this many chats are dispatched on the writer thread when
+/// the dispatch thread is idle.
+const INLINE_DISPATCH: usize = 16;
+/// Committed batches waiting for the dispatch thread.
+const DISPATCH_QUEUE: usize = 64;
+/// Read connections.
+const READERS: usize = 4;
+/// Background checkpoint cadence, and the WAL size that forces a
+/// truncating one (only reached if long reads keep the WAL from restarting).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+const WAL_TRUNCATE_BYTES: u64 = 256 << 20;
+
+enum Cmd {
+    Write(Write),
+    Close(oneshot::Sender<()>),
+}
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    tx: mpsc::Sender<Cmd>,
+    readers: Arc<Readers>,
+    stop_checkpointer: Arc<AtomicBool>,
+    _temp: Option<TempFile>,
+}
+
+/// Deletes a memory-mode database file and its WAL at drop.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn temp_path() -> PathBuf {
+    let dir = Path::new("/dev/shm");
+    let dir = if dir.is_dir() {
+        dir.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let mut r = [0u8; 8];
+    getrandom::fill(&mut r).expect("OS random source");
+    dir.join(format!(
+        "ferrochat-mem-{}-{:016x}.db",
+        std::process::id(),
+        u64::from_le_bytes(r)
+    ))
+}
+
+fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -32768)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: usize =
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(Error::Config(format!(
+            "the database has schema version {version}, newer than this relay knows ({}); upgrade the relay",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) and starts the writer and
+    /// checkpointer threads.
+    pub fn open(
+        location: Location,
+        sync: SyncMode,
+        sink: Arc<dyn CommitSink>,
+        metrics: Arc<Metrics>,
+    ) -> Result<SqliteStore> {
+        let (path, temp, sync) = match location {
+            Location::File(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                (p, None, sync)
+            }
+            Location::Memory => {
+                let p = temp_path();
+                (p.clone(), Some(TempFile(p)), SyncMode::Off)
+            }
+        };
+        let mut conn = open_conn(&path, false)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Config(format!(
+                "SQLite refused WAL mode (got {mode})"
+            )));
+        }
+        let level = match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Off => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", level)?;
+        // The writer checkpoints itself every 1,000 WAL pages (SQLite's
+        // default): being the only writer, its checkpoint completes, so the
+        // WAL restarts from the beginning and stays a few MiB. The
+        // background checkpointer does most of the copying beforehand.
+        conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
+        migrate(&mut conn)?;
+        tracing::info!(path = %path.display(), synchronous = level, "SQLite store open");
+
+        let ids = IdGen::resume(&conn)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        // Committed batches go to the hub on a thread of their own, so the
+        // writer starts the next transaction while this one's pushes are
+        // being queued. One consumer: commit order is kept.
+        let (dispatch, dispatched) =
+            std::sync::mpsc::sync_channel::<Vec<Committed>>(DISPATCH_QUEUE);
+        let in_dispatch = Arc::new(AtomicUsize::new(0));
+        {
+            let (sink, in_dispatch) = (sink.clone(), in_dispatch.clone());
+            std::thread::Builder::new()
+                .name("commit-dispatch".into())
+                .spawn(move || {
+                    while let Ok(batch) = dispatched.recv() {
+                        sink.committed(batch);
+                        in_dispatch.fetch_sub(1, Relaxed);
+                    }
+                })?;
+        }
+        let writer = Writer {
+            conn,
+            rx,
+            dispatch,
+            in_dispatch,
+            sink,
+            metrics,
+            ids,
+            seqs: HashMap::new(),
+            cursors: HashMap::new(),
+            cursors_written: false,
+            directs: HashMap::new(),
+            groups: HashMap::new(),
+        };
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run())?;
+
+        let stop_checkpointer = Arc::new(AtomicBool::new(false));
+        let checkpointer = Checkpointer {
+            conn: open_conn(&path, false)?,
+            wal: {
+                let mut p = path.clone().into_os_string();
+                p.push("-wal");
+                p.into()
+            },
+            stop: stop_checkpointer.clone(),
+        };
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer.run())?;
+
+        Ok(SqliteStore {
+            tx,
+            readers: Arc::new(Readers {
+                path,
+                pool: parking_lot::Mutex::new(Vec::new()),
+                permits: Semaphore::new(READERS),
+            }),
+            stop_checkpointer,
+            _temp: temp,
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpointer.store(true, Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------- reads ----
+
+struct Readers {
+    path: PathBuf,
+    pool: parking_lot::Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Readers {
+    /// Runs `f` on a pooled read-only connection on a blocking thread.
+    async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::StoreClosed)?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = this.pool.lock().pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_conn(&this.path, true)?,
+            };
+            let result = f(&conn);
+            this.pool.lock().push(conn);
+            Ok(result?)
+        })
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
+    }
+}
+
+fn uuid_from_blob(b: Vec<u8>) -> rusqlite::Result<MsgId> {
+    MsgId::from_slice(&b).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self, w: Write) -> Result<()> {
+        self.tx
+            .send(Cmd::Write(w))
+            .await
+            .map_err(|_| Error::StoreClosed)
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let name = username.to_string();
+        self.readers
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT id, username, password_hash FROM users WHERE username = ?1",
+                )?
+                .query_row([name], |r| {
+                    Ok(UserRecord {
+                        id: UserId(r.get(0)?),
+                        username: r.get(1)?,
+                        password_hash: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
+            .await
+    }
+
+    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>> {
+        self.readers
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT u.id, u.username FROM tokens t JOIN users u ON u.id = t.user_id
+                     WHERE t.hash = ?1 AND t.expires_at > ?2",
+                )?
+                .query_row(params![&hash[..], now], user_ref)
+                .optional()
+            })
+            .await
+    }
+
+    async fn pending(
+        &self,
+        user: UserId,
+        after: Option<MsgId>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        let after = after.map(|m| m.as_bytes().to_vec()).unwrap_or_default();
+        self.readers
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT m.conv_id, m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id,
+                            m.content_type, m.body, m.ts, c.kind
+                     FROM members mb
+                     JOIN messages m ON m.conv_id = mb.conv_id AND m.seq > mb.delivered_seq
+                     JOIN users u ON u.id = m.from_id
+                     JOIN conversations c ON c.id = mb.conv_id
+                     WHERE mb.user_id = ?1 AND m.from_id != ?1 AND m.msg_id > ?2
+                     ORDER BY m.msg_id LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![user.0, after, limit], |r| {
+                    let conv: i64 = r.get(0)?;
+                    let kind: i64 = r.get(9)?;
+                    Ok(StoredMessage {
+                        conv,
+                        seq: r.get::<_, i64>(1)? as u64,
+                        msg_id: uuid_from_blob(r.get(2)?)?,
+                        from: UserId(r.get(3)?),
+                        from_name: r.get::<_, String>(4)?.into(),
+                        client_msg_id: r.get(5)?,
+                        content: Content {
+                            content_type: r.get(6)?,
+                            body: r.get(7)?,
+                        },
+                        ts: r.get(8)?,
+                        to: if kind == KIND_GROUP {
+                            Target::Group(GroupId(conv))
+                        } else {
+                            Target::User(user)
+                        },
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn message_for(&self, user: UserId, msg_id: MsgId) -> Result<Option<MessageRef>> {
+        self.readers
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT m.conv_id, m.seq, m.from_id FROM messages m
+                     JOIN members mb ON mb.conv_id = m.conv_id AND mb.user_id = ?2
+                     WHERE m.msg_id = ?1",
+                )?
+                .query_row(params![&msg_id.as_bytes()[..], user.0], |r| {
+                    Ok(MessageRef {
+                        conv: r.get(0)?,
+                        seq: r.get::<_, i64>(1)? as u64,
+                        from: UserId(r.get(2)?),
+                    })
+                })
+                .optional()
+            })
+            .await
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRef>> {
+        let pattern = like_prefix(prefix);
+        self.readers
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, username FROM users WHERE username LIKE ?1 ESCAPE '\\'
+                     ORDER BY username COLLATE NOCASE LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![pattern, limit], user_ref)?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn contacts(&self, user: UserId, group_limit: u32) -> Result<Vec<UserRef>> {
+        self.readers
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT DISTINCT u.id, u.username
+                     FROM members me
+                     JOIN conversations c ON c.id = me.conv_id
+                     JOIN members other ON other.conv_id = me.conv_id AND other.user_id != me.user_id
+                     JOIN users u ON u.id = other.user_id
+                     WHERE me.user_id = ?1
+                       AND (c.kind = ?2 OR (SELECT COUNT(*) FROM members x WHERE x.conv_id = c.id) <= ?3)",
+                )?;
+                let rows = stmt.query_map(params![user.0, KIND_DIRECT, group_limit], user_ref)?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn conversations(&self, user: UserId) -> Result<Conversations> {
+        self.readers.run(move |c| list_conversations(c, user)).await
+    }
+
+    async fn history(
+        &self,
+        user: UserId,
+        to: Target,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<History> {
+        self.readers
+            .run(move |c| Ok(load_history(c, user, to, before, limit)))
+            .await?
+    }
+
+    async fn group_info(&self, viewer: UserId, group: GroupId) -> Result<GroupInfo> {
+        self.readers
+            .run(move |c| Ok(load_group(c, viewer, group)))
+            .await?
+    }
+
+    async fn search_groups(&self, prefix: &str, limit: u32) -> Result<Vec<GroupSummary>> {
+        let pattern = like_prefix(prefix);
+        self.readers
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id FROM conversations
+                     WHERE kind = ?1 AND is_public = 1 AND name LIKE ?2 ESCAPE '\\'
+                     ORDER BY name COLLATE NOCASE LIMIT ?3",
+                )?;
+                let ids: Vec<i64> = stmt
+                    .query_map(params![KIND_GROUP, pattern, limit], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids.into_iter().map(|id| group_summary(c, id)).collect()
+            })
+            .await
+    }
+
+    async fn group_members(
+        &self,
+        user: UserId,
+        group: GroupId,
+        cap: u32,
+    ) -> Result<Option<Vec<UserId>>> {
+        self.readers
+            .run(move |c| {
+                let member = c
+                    .prepare_cached(
+                        "SELECT 1 FROM members mb JOIN conversations c ON c.id = mb.conv_id
+                         WHERE mb.conv_id = ?1 AND mb.user_id = ?2 AND c.kind = ?3",
+                    )?
+                    .exists(params![group.0, user.0, KIND_GROUP])?;
+                if !member {
+                    return Ok(Err(Error::NotMember));
+                }
+                let ids: Vec<UserId> = c
+                    .prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1 LIMIT ?2")?
+                    .query_map(params![group.0, cap as i64 + 1], |r| Ok(UserId(r.get(0)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(Ok((ids.len() <= cap as usize).then_some(ids)))
+            })
+            .await?
+    }
+
+    async fn close(&self) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.stop_checkpointer.store(true, Relaxed);
+        Ok(())
+    }
+}
+
+/// A `UserRef` from a row of (id, username).
+fn user_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRef> {
+    Ok(UserRef {
+        id: UserId(r.get(0)?),
+        username: r.get(1)?,
+    })
+}
+
+/// The conversation of two users, if they have one.
+fn direct_lookup(c: &Connection, a: UserId, b: UserId) -> rusqlite::Result<Option<ConvId>> {
+    c.prepare_cached(
+        "SELECT conv_id FROM direct_conversations WHERE user_lo = ?1 AND user_hi = ?2",
+    )?
+    .query_row(params![a.0.min(b.0), a.0.max(b.0)], |r| r.get(0))
+    .optional()
+}
+
+/// A LIKE pattern matching names that start with `prefix` (wildcards
+/// escaped with `\`).
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for ch in prefix.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Reads a message row: seq, msg_id, from_id, username, client_msg_id,
+/// content_type, body, ts (in that order, from column `at`).
+fn message_view(r: &rusqlite::Row<'_>, at: usize, to: Target) -> rusqlite::Result<MessageView> {
+    let (to_id, group_id) = match to {
+        Target::User(u) => (Some(u), None),
+        Target::Group(g) => (None, Some(g)),
+    };
+    Ok(MessageView {
+        seq: r.get::<_, i64>(at)? as u64,
+        msg_id: uuid_from_blob(r.get(at + 1)?)?,
+        from_id: UserId(r.get(at + 2)?),
+        from_name: r.get(at + 3)?,
+        client_msg_id: r.get(at + 4)?,
+        content: Content {
+            content_type: r.get(at + 5)?,
+            body: r.get(at + 6)?,
+        },
+        ts: r.get(at + 7)?,
+        to_id,
+        group_id,
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id, m.content_type, m.body, m.ts";
+
+/// A group's summary; errors if it does not exist.
+fn group_summary(c: &Connection, id: i64) -> rusqlite::Result<GroupSummary> {
+    c.prepare_cached(
+        "SELECT name, owner_id, is_public, (SELECT COUNT(*) FROM members WHERE conv_id = ?1)
+         FROM conversations WHERE id = ?1 AND kind = ?2",
+    )?
+    .query_row(params![id, KIND_GROUP], |r| {
+        Ok(GroupSummary {
+            group_id: GroupId(id),
+            name: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            owner_id: UserId(r.get::<_, Option<i64>>(1)?.unwrap_or(0)),
+            public: r.get::<_, i64>(2)? != 0,
+            member_count: r.get::<_, i64>(3)? as u32,
+        })
+    })
+}
+
+fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversations> {
+    struct Row {
+        conv: i64,
+        kind: i64,
+        read_seq: i64,
+    }
+    let rows: Vec<Row> = c
+        .prepare_cached(
+            "SELECT mb.conv_id, c.kind, mb.read_seq FROM members mb
+             JOIN conversations c ON c.id = mb.conv_id WHERE mb.user_id = ?1",
+        )?
+        .query_map([user.0], |r| {
+            Ok(Row {
+                conv: r.get(0)?,
+                kind: r.get(1)?,
+                read_seq: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (peer, group, to) = if row.kind == KIND_GROUP {
+            let g = group_summary(c, row.conv)?;
+            (None, Some(g), Target::Group(GroupId(row.conv)))
+        } else {
+            let p = c
+                .prepare_cached(
+                    "SELECT u.id, u.username, mb.read_seq, mb.delivered_seq FROM members mb
+                     JOIN users u ON u.id = mb.user_id WHERE mb.conv_id = ?1 AND mb.user_id != ?2",
+                )?
+                .query_row(params![row.conv, user.0], |r| {
+                    Ok((
+                        UserId(r.get(0)?),
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()?;
+            let Some(p) = p else { continue };
+            let to = Target::User(p.0);
+            (Some(p), None, to)
+        };
+        let last = c
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.from_id
+                 WHERE m.conv_id = ?1 ORDER BY m.seq DESC LIMIT 1"
+            ))?
+            .query_row([row.conv], |r| {
+                // As the viewer names the conversation: a one-to-one message
+                // is "to" whoever did not send it.
+                let from: i64 = r.get(2)?;
+                let to = match to {
+                    Target::User(peer) => Target::User(if from == user.0 { peer } else { user }),
+                    g => g,
+                };
+                message_view(r, 0, to)
+            })
+            .optional()?;
+        let unread: i64 = c
+            .prepare_cached(
+                "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND from_id != ?3",
+            )?
+            .query_row(params![row.conv, row.read_seq, user.0], |r| r.get(0))?;
+        out.push(ConversationSummary {
+            kind: if group.is_some() {
+                ConversationKind::Group
+            } else {
+                ConversationKind::Direct
+            },
+            peer: peer.as_ref().map(|p| UserSummary {
+                user_id: p.0,
+                username: p.1.clone(),
+            }),
+            group,
+            last_seq: last.as_ref().map_or(0, |m| m.seq),
+            last_message: last,
+            unread: unread as u64,
+            read_seq: row.read_seq as u64,
+            peer_read_seq: peer.as_ref().map(|p| p.2 as u64),
+            peer_delivered_seq: peer.as_ref().map(|p| p.3 as u64),
+        });
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.last_message.as_ref().map_or(0, |m| m.ts)));
+    Ok(Conversations { conversations: out })
+}
+
+fn load_history(
+    c: &Connection,
+    user: UserId,
+    to: Target,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<History> {
+    let conv: Option<i64> = match to {
+        Target::User(peer) => {
+            let conv = direct_lookup(c, user, peer)?;
+            if conv.is_none() {
+                let exists = c
+                    .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+                    .exists([peer.0])?;
+                if !exists || peer == user {
+                    return Err(Error::UnknownRecipient);
+                }
+                return Ok(History {
+                    messages: vec![],
+                    has_more: false,
+                });
+            }
+            conv
+        }
+        Target::Group(g) => Some(g.0),
+    };
+    let conv = conv.expect("resolved above");
+    let joined: Option<i64> = c
+        .prepare_cached("SELECT joined_seq FROM members WHERE conv_id = ?1 AND user_id = ?2")?
+        .query_row(params![conv, user.0], |r| r.get(0))
+        .optional()?;
+    let Some(joined) = joined else {
+        return Err(match to {
+            Target::Group(_) => Error::NotMember,
+            Target::User(_) => Error::UnknownRecipient,
+        });
+    };
+    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.from_id
+         WHERE m.conv_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?4"
+    ))?;
+    let mut messages: Vec<MessageView> = stmt
+        .query_map(params![conv, joined, before, limit as i64 + 1], |r| {
+            let from: i64 = r.get(2)?;
+            let target = match to {
+                Target::User(peer) => Target::User(if from == user.0 { peer } else { user }),
+                g => g,
+            };
+            message_view(r, 0, target)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let has_more = messages.len() > limit as usize;
+    messages.truncate(limit as usize);
+    messages.reverse();
+    Ok(History { messages, has_more })
+}
+
+fn load_group(c: &Connection, viewer: UserId, group: GroupId) -> Result<GroupInfo> {
+    let Some(summary) = group_summary(c, group.0).optional()? else {
+        return Err(Error::NoSuchGroup);
+    };
+    let mut members: Vec<MemberInfo> = c
+        .prepare_cached(
+            "SELECT mb.user_id, u.username, mb.read_seq, mb.delivered_seq FROM members mb
+             JOIN users u ON u.id = mb.user_id WHERE mb.conv_id = ?1",
+        )?
+        .query_map([group.0], |r| {
+            Ok(MemberInfo {
+                user_id: UserId(r.get(0)?),
+                username: r.get(1)?,
+                owner: false,
+                read_seq: r.get::<_, i64>(2)? as u64,
+                delivered_seq: r.get::<_, i64>(3)? as u64,
+                online: false,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let is_member = members.iter().any(|m| m.user_id == viewer);
+    if !is_member && !summary.public {
+        return Err(Error::NoSuchGroup);
+    }
+    for m in &mut members {
+        m.owner = m.user_id == summary.owner_id;
+    }
+    members.sort_by(|a, b| {
+        b.owner
+            .cmp(&a.owner)
+            .then_with(|| a.username.to_lowercase().cmp(&b.username.to_lowercase()))
+    });
+    Ok(GroupInfo { summary, members })
+}
+
+// --------------------------------------------------------------- writes ----
+
+/// Message ids: UUIDv7 (RFC 9562), strictly increasing even within one
+/// millisecond (a 12-bit counter in `rand_a`) and across restarts (it
+/// resumes after the largest stored id, even if the clock went back).
+struct IdGen {
+    last_ms: i64,
+    counter: u16,
+    rng: u64,
+}
+
+impl IdGen {
+    fn resume(conn: &Connection) -> Result<IdGen> {
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).expect("OS random source");
+        let mut g = IdGen {
+            last_ms: 0,
+            counter: 0,
+            rng: u64::from_le_bytes(seed) | 1,
+        };
+        let last: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT msg_id FROM messages ORDER BY msg_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(b) = last.filter(|b| b.len() == 16) {
+            let mut ms = [0u8; 8];
+            ms[2..].copy_from_slice(&b[..6]);
+            g.last_ms = i64::from_be_bytes(ms);
+            g.counter = u16::from_be_bytes([b[6] & 0x0f, b[7]]);
+        }
+        Ok(g)
+    }
+
+    fn rand(&mut self) -> u64 {
+        // xorshift64*: ids need uniqueness and spread, not secrecy.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// The next id and its millisecond timestamp.
+    fn next(&mut self, now: i64) -> (MsgId, i64) {
+        let mut ms = now.max(self.last_ms);
+        if ms == self.last_ms {
+            self.counter += 1;
+            if self.counter > 0x0fff {
+                ms += 1;
+                self.counter = (self.rand() & 0x3ff) as u16;
+            }
+        } else {
+            // Start low in the counter range so bursts have room.
+            self.counter = (self.rand() & 0x3ff) as u16;
+        }
+        self.last_ms = ms;
+        let r = self.rand();
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&(ms as u64).to_be_bytes()[2..]);
+        b[6] = 0x70 | ((self.counter >> 8) as u8 & 0x0f);
+        b[7] = self.counter as u8;
+        b[8] = 0x80 | ((r >> 56) as u8 & 0x3f);
+        b[9..].copy_from_slice(&r.to_be_bytes()[1..]);
+        (MsgId::from_bytes(b), ms)
+    }
+}
+
+/// What one operation did inside the transaction.
+enum Done {
+    Stored {
+        conv: ConvId,
+        seq: u64,
+        msg_id: MsgId,
+        ts: i64,
+        members: Option<Arc<Vec<UserId>>>,
+    },
+    Duplicate {
+        msg_id: MsgId,
+        ts: i64,
+        seq: u64,
+    },
+    Rejected(Error),
+    User(Result<UserId>),
+    Token,
+    Revoked(Option<UserId>),
+    Group(Result<(GroupId, GroupChange)>),
+    Read(Result<Option<ReadMoved>>),
+    Nothing,
+}
+
+struct Writer {
+    conn: Connection,
+    rx: mpsc::Receiver<Cmd>,
+    /// To the dispatch thread, which hands batches to the [`CommitSink`].
+    dispatch: std::sync::mpsc::SyncSender<Vec<Committed>>,
+    /// Batches handed to the dispatch thread and not yet done.
+    in_dispatch: Arc<AtomicUsize>,
+    /// For small batches when the dispatch thread is idle.
+    sink: Arc<dyn CommitSink>,
+    metrics: Arc<Metrics>,
+    ids: IdGen,
+    /// Last `seq` per conversation. The writer is the only writer, so the
+    /// cache is exact; it is dropped whenever a transaction fails.
+    seqs: HashMap<ConvId, u64>,
+    /// Conversation of each pair of users (lower id first).
+    directs: HashMap<(i64, i64), ConvId>,
+    /// Members of each group, sorted; exact for the same reason as `seqs`.
+    groups: HashMap<ConvId, Arc<Vec<UserId>>>,
+    /// Delivery cursors acked but not yet written, coalesced: an UPDATE per
+    /// ack would cost as much as the message insert itself. They are written
+    /// on `Write::FlushCursors` (a timer, every 200 ms) or when many pile
+    /// up; losing them in a crash only means re-pushing a few messages,
+    /// which clients dedupe.
+    cursors: HashMap<(ConvId, UserId), u64>,
+    /// Whether the transaction being committed writes `cursors`.
+    cursors_written: bool,
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == SqlErrorCode::ConstraintViolation)
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(256);
+        let mut closing = None;
+        let mut last_commit = Instant::now() - BUSY_GAP;
+        while closing.is_none() {
+            let Some(first) = self.rx.blocking_recv() else {
+                break;
+            };
+            // Busy (the previous commit ended moments ago) but only a few
+            // operations waiting: give the next ones a moment to arrive, so
+            // they share this transaction's fsync and WAL pages. At low load
+            // (a gap since the last commit) a message commits at once.
+            if last_commit.elapsed() < BUSY_GAP && self.rx.len() < COALESCE_BELOW {
+                std::thread::sleep(COALESCE);
+            }
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Write(w) => batch.push(w),
+                    Cmd::Close(done) => {
+                        closing = Some(done);
+                        self.rx.close();
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(std::mem::take(&mut batch));
+                last_commit = Instant::now();
+            }
+        }
+        // Drain whatever was queued before the close, and write the
+        // pending cursors.
+        while let Ok(Cmd::Write(w)) = self.rx.try_recv() {
+            batch.push(w);
+        }
+        batch.push(Write::FlushCursors);
+        self.commit(batch);
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "final checkpoint failed");
+        }
+        tracing::info!("SQLite writer stopped");
+        if let Some(done) = closing {
+            let _ = done.send(());
+        }
+    }
+
+    fn commit(&mut self, ops: Vec<Write>) {
+        let started = Instant::now();
+        let result = self.apply(&ops);
+        let result = result.and_then(|done| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(done)
+        });
+        let done = match result {
+            Ok(done) => {
+                if self.cursors_written {
+                    self.cursors.clear();
+                }
+                let m = &self.metrics;
+                m.store_commits_total.fetch_add(1, Relaxed);
+                m.store_ops_total.fetch_add(ops.len() as u64, Relaxed);
+                m.store_commit_micros_total
+                    .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                let now = Instant::now();
+                for op in &ops {
+                    if let Write::Chat(c) = op {
+                        m.store_latency
+                            .observe(now.saturating_duration_since(c.received));
+                    }
+                }
+                done
+            }
+            Err(e) => {
+                tracing::error!(error = %e, ops = ops.len(), "storage transaction failed; rolled back");
+                self.metrics.store_failures_total.fetch_add(1, Relaxed);
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.seqs.clear();
+                self.directs.clear();
+                self.groups.clear();
+                let msg = e.to_string();
+                (0..ops.len())
+                    .map(|_| Done::Rejected(Error::Storage(msg.clone())))
+                    .collect()
+            }
+        };
+        self.deliver(ops, done);
+    }
+
+    /// Hands results out: oneshot replies, then the chat batch to the sink.
+    fn deliver(&mut self, ops: Vec<Write>, done: Vec<Done>) {
+        let mut committed = Vec::new();
+        for (op, d) in ops.into_iter().zip(done) {
+            match op {
+                Write::Chat(c) => committed.push(match d {
+                    Done::Stored {
+                        conv,
+                        seq,
+                        msg_id,
+                        ts,
+                        members,
+                    } => Committed::Chat {
+                        msg: Arc::new(StoredMessage {
+                            conv,
+                            seq,
+                            msg_id,
+                            from: c.from,
+                            from_name: c.from_name,
+                            to: c.to,
+                            client_msg_id: c.client_msg_id,
+                            content: c.content,
+                            ts,
+                        }),
+                        origin: c.origin,
+                        slot: c.slot,
+                        members,
+                    },
+                    Done::Duplicate { msg_id, ts, seq } => Committed::Duplicate {
+                        msg_id,
+                        ts,
+                        seq,
+                        client_msg_id: c.client_msg_id,
+                        origin: c.origin,
+                        slot: c.slot,
+                    },
+                    Done::Rejected(error) => Committed::Rejected {
+                        error,
+                        client_msg_id: c.client_msg_id,
+                        origin: c.origin,
+                        slot: c.slot,
+                    },
+                    _ => unreachable!("chat ops produce chat results"),
+                }),
+                Write::CreateUser { reply, .. } => {
+                    let _ = reply.send(match d {
+                        Done::User(r) => r,
+                        Done::Rejected(e) => Err(e),
+                        _ => unreachable!(),
+                    });
+                }
+                Write::CreateToken { reply, .. } => {
+                    let _ = reply.send(match d {
+                        Done::Rejected(e) => Err(e),
+                        _ => Ok(()),
+                    });
+                }
+                Write::RevokeToken { reply, .. } => {
+                    let _ = reply.send(match d {
+                        Done::Revoked(u) => Ok(u),
+                        Done::Rejected(e) => Err(e),
+                        _ => unreachable!(),
+                    });
+                }
+                Write::Group { reply, .. } => {
+                    let _ = reply.send(match d {
+                        Done::Group(Ok((group, change))) => {
+                            committed.push(Committed::Group(change));
+                            Ok(group)
+                        }
+                        Done::Group(Err(e)) | Done::Rejected(e) => Err(e),
+                        _ => unreachable!(),
+                    });
+                }
+                Write::Read { origin, .. } => match d {
+                    Done::Read(Ok(Some(moved))) => committed.push(Committed::Read(moved)),
+                    Done::Read(Ok(None)) => {}
+                    Done::Read(Err(error)) | Done::Rejected(error) => {
+                        committed.push(Committed::ReadRejected { error, origin })
+                    }
+                    _ => unreachable!(),
+                },
+                Write::Cursor { .. } | Write::FlushCursors | Write::PurgeExpiredTokens { .. } => {}
+            }
+        }
+        if committed.is_empty() {
+            return;
+        }
+        // A small batch with nothing ahead of it in the dispatch thread is
+        // dispatched right here: a thread hand-off costs more latency than
+        // the work. Big batches (load) go to the dispatch thread, so the
+        // next transaction overlaps with their fan-out. Either way batches
+        // reach the sink in commit order.
+        if committed.len() <= INLINE_DISPATCH && self.in_dispatch.load(Relaxed) == 0 {
+            self.sink.committed(committed);
+        } else {
+            self.in_dispatch.fetch_add(1, Relaxed);
+            // Blocks while the dispatcher is far behind: backpressure.
+            let _ = self.dispatch.send(committed);
+        }
+    }
+
+    /// Runs every operation inside one open transaction.
+    fn apply(&mut self, ops: &[Write]) -> rusqlite::Result<Vec<Done>> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let now = now_ms();
+        let mut flush = false;
+        let mut done = Vec::with_capacity(ops.len());
+        for op in ops {
+            done.push(match op {
+                Write::Chat(c) => self.chat(c, now)?,
+                Write::Cursor { user, conv, seq } => {
+                    let e = self.cursors.entry((*conv, *user)).or_default();
+                    *e = (*e).max(*seq);
+                    Done::Nothing
+                }
+                Write::FlushCursors => {
+                    flush = true;
+                    Done::Nothing
+                }
+                Write::CreateUser {
+                    username,
+                    password_hash,
+                    ..
+                } => {
+                    let r = self
+                        .conn
+                        .prepare_cached(
+                            "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![username, password_hash, now]);
+                    match r {
+                        Ok(_) => Done::User(Ok(UserId(self.conn.last_insert_rowid()))),
+                        Err(e) if is_unique_violation(&e) => Done::User(Err(Error::UsernameTaken)),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Write::CreateToken {
+                    user,
+                    hash,
+                    expires_at,
+                    ..
+                } => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![&hash[..], user.0, now, expires_at])?;
+                    Done::Token
+                }
+                Write::RevokeToken { hash, .. } => Done::Revoked(
+                    self.conn
+                        .prepare_cached("DELETE FROM tokens WHERE hash = ?1 RETURNING user_id")?
+                        .query_row([&hash[..]], |r| r.get(0))
+                        .optional()?
+                        .map(UserId),
+                ),
+                Write::Group { op, .. } => Done::Group(self.group_op(op, now)?),
+                Write::Read { user, to, seq, .. } => Done::Read(self.read(*user, *to, *seq)?),
+                Write::PurgeExpiredTokens { now } => {
+                    let n = self
+                        .conn
+                        .prepare_cached("DELETE FROM tokens WHERE expires_at <= ?1")?
+                        .execute([now])?;
+                    if n > 0 {
+                        tracing::info!(tokens = n, "purged expired tokens");
+                    }
+                    Done::Nothing
+                }
+            });
+        }
+        self.cursors_written = false;
+        if !self.cursors.is_empty() && (flush || self.cursors.len() >= MAX_PENDING_CURSORS) {
+            let mut stmt = self.conn.prepare_cached(
+                "UPDATE members SET delivered_seq = MAX(delivered_seq, ?1)
+                 WHERE conv_id = ?2 AND user_id = ?3",
+            )?;
+            for (&(conv, user), &seq) in &self.cursors {
+                stmt.execute(params![seq as i64, conv, user.0])?;
+            }
+            self.cursors_written = true;
+        }
+        Ok(done)
+    }
+
+    fn chat(&mut self, c: &ChatWrite, now: i64) -> rusqlite::Result<Done> {
+        let mut members = None;
+        let conv = match c.to {
+            Target::User(to) if to == c.from => {
+                return Ok(Done::Rejected(Error::UnknownRecipient));
+            }
+            Target::User(to) => match self.direct_conv(c.from, to, now)? {
+                Some(conv) => conv,
+                None => return Ok(Done::Rejected(Error::UnknownRecipient)),
+            },
+            Target::Group(g) => match self.group_members(g.0)? {
+                Some(m) if m.binary_search(&c.from).is_ok() => {
+                    members = Some(m);
+                    g.0
+                }
+                _ => return Ok(Done::Rejected(Error::NotMember)),
+            },
+        };
+        let seq = self.last_seq(conv)? + 1;
+        let (msg_id, ts) = self.ids.next(now);
+        // The idempotency check is the unique index itself: a resend of a
+        // stored (sender, clientMsgId) inserts nothing.
+        let row = params![
+            conv,
+            seq as i64,
+            &msg_id.as_bytes()[..],
+            c.from.0,
+            c.client_msg_id,
+            c.content.content_type,
+            c.content.body,
+            ts
+        ];
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO messages (conv_id, seq, msg_id, from_id, client_msg_id, content_type, body, ts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(row)?;
+        if inserted == 0 {
+            let existing = match &c.client_msg_id {
+                Some(key) => self
+                    .conn
+                    .prepare_cached("SELECT msg_id, ts, seq FROM messages WHERE from_id = ?1 AND client_msg_id = ?2")?
+                    .query_row(params![c.from.0, key], |r| {
+                        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    })
+                    .optional()?,
+                None => None,
+            };
+            let Some((id, ts, seq)) = existing else {
+                // Some other constraint held: fail (and roll back) the batch.
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                    Some(format!("message {conv}/{seq} conflicts with a stored one")),
+                ));
+            };
+            return Ok(Done::Duplicate {
+                msg_id: uuid_from_blob(id)?,
+                ts,
+                seq: seq as u64,
+            });
+        }
+        self.seqs.insert(conv, seq);
+        Ok(Done::Stored {
+            conv,
+            seq,
+            msg_id,
+            ts,
+            members,
+        })
+    }
+
+    /// A group's members (sorted), or `None` if `conv` is not a group.
+    fn group_members(&mut self, conv: ConvId) -> rusqlite::Result<Option<Arc<Vec<UserId>>>> {
+        if let Some(m) = self.groups.get(&conv) {
+            return Ok(Some(m.clone()));
+        }
+        let is_group = self
+            .conn
+            .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND kind = ?2")?
+            .exists(params![conv, KIND_GROUP])?;
+        if !is_group {
+            return Ok(None);
+        }
+        let members: Vec<UserId> = self
+            .conn
+            .prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1 ORDER BY user_id")?
+            .query_map([conv], |r| Ok(UserId(r.get(0)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let members = Arc::new(members);
+        self.groups.insert(conv, members.clone());
+        Ok(Some(members))
+    }
+
+    fn group_name_owner(&mut self, conv: ConvId) -> rusqlite::Result<(String, Option<UserId>)> {
+        self.conn
+            .prepare_cached("SELECT name, owner_id FROM conversations WHERE id = ?1")?
+            .query_row([conv], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(1)?.map(UserId),
+                ))
+            })
+    }
+
+    fn set_members(&mut self, conv: ConvId, f: impl FnOnce(&mut Vec<UserId>)) -> Arc<Vec<UserId>> {
+        let mut m = self
+            .groups
+            .get(&conv)
+            .map(|m| (**m).clone())
+            .unwrap_or_default();
+        f(&mut m);
+        m.sort_unstable();
+        m.dedup();
+        let m = Arc::new(m);
+        self.groups.insert(conv, m.clone());
+        m
+    }
+
+    fn add_member(
+        &mut self,
+        conv: ConvId,
+        user: UserId,
+        role: i64,
+    ) -> rusqlite::Result<Arc<Vec<UserId>>> {
+        // A newcomer starts at the current end: history and pushes begin
+        // with the next message.
+        let last = self.last_seq(conv)? as i64;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO members (conv_id, user_id, joined_seq, delivered_seq, read_seq, role)
+                 VALUES (?1, ?2, ?3, ?3, ?3, ?4)",
+            )?
+            .execute(params![conv, user.0, last, role])?;
+        Ok(self.set_members(conv, |m| m.push(user)))
+    }
+
+    fn remove_member(&mut self, conv: ConvId, user: UserId) -> rusqlite::Result<Arc<Vec<UserId>>> {
+        self.conn
+            .prepare_cached("DELETE FROM members WHERE conv_id = ?1 AND user_id = ?2")?
+            .execute(params![conv, user.0])?;
+        Ok(self.set_members(conv, |m| m.retain(|u| *u != user)))
+    }
+
+    fn username(&mut self, user: UserId) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT username FROM users WHERE id = ?1")?
+            .query_row([user.0], |r| r.get(0))
+            .optional()
+    }
+
+    /// Applies a group change. The outer error aborts the batch (storage
+    /// failure); the inner one refuses just this change.
+    fn group_op(
+        &mut self,
+        op: &GroupOp,
+        now: i64,
+    ) -> rusqlite::Result<Result<(GroupId, GroupChange)>> {
+        let event = |group: GroupId,
+                     kind,
+                     user: Option<(UserId, String)>,
+                     by: Option<UserId>,
+                     name: &str| GroupEvent {
+            group_id: group,
+            kind,
+            user_id: user.as_ref().map(|u| u.0),
+            username: user.map(|u| u.1),
+            by_id: by,
+            name: Some(name.to_string()),
+        };
+        // Loads an existing group and checks `actor`'s standing in it.
+        macro_rules! group {
+            ($g:expr) => {
+                match self.group_members($g.0)? {
+                    Some(m) => m,
+                    None => return Ok(Err(Error::NoSuchGroup)),
+                }
+            };
+        }
+        match op {
+            GroupOp::Create {
+                owner,
+                name,
+                public,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO conversations (kind, name, owner_id, is_public, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![KIND_GROUP, name, owner.0, *public as i64, now])?;
+                let conv = self.conn.last_insert_rowid();
+                self.groups.insert(conv, Arc::new(Vec::new()));
+                let members = self.add_member(conv, *owner, ROLE_OWNER)?;
+                let g = GroupId(conv);
+                let me = self.username(*owner)?.map(|n| (*owner, n));
+                Ok(Ok((
+                    g,
+                    GroupChange {
+                        events: vec![event(g, GroupEventKind::Created, me, Some(*owner), name)],
+                        members,
+                        former: vec![],
+                    },
+                )))
+            }
+            GroupOp::Add {
+                group,
+                actor,
+                username,
+            } => {
+                let members = group!(group);
+                if members.binary_search(actor).is_err() {
+                    return Ok(Err(Error::NotMember));
+                }
+                let found: Option<(i64, String)> = self
+                    .conn
+                    .prepare_cached("SELECT id, username FROM users WHERE username = ?1")?
+                    .query_row([username], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((uid, uname)) = found else {
+                    return Ok(Err(Error::UnknownRecipient));
+                };
+                let user = UserId(uid);
+                if members.binary_search(&user).is_ok() {
+                    return Ok(Ok((
+                        *group,
+                        GroupChange {
+                            events: vec![],
+                            members,
+                            former: vec![],
+                        },
+                    )));
+                }
+                if members.len() >= MAX_GROUP_MEMBERS {
+                    return Ok(Err(Error::Forbidden("the group is full")));
+                }
+                let members = self.add_member(group.0, user, 0)?;
+                let (name, _) = self.group_name_owner(group.0)?;
+                let e = event(
+                    *group,
+                    GroupEventKind::MemberAdded,
+                    Some((user, uname)),
+                    Some(*actor),
+                    &name,
+                );
+                Ok(Ok((
+                    *group,
+                    GroupChange {
+                        events: vec![e],
+                        members,
+                        former: vec![],
+                    },
+                )))
+            }
+            GroupOp::Join { group, user } => {
+                let members = group!(group);
+                let public: bool = self
+                    .conn
+                    .prepare_cached("SELECT is_public FROM conversations WHERE id = ?1")?
+                    .query_row([group.0], |r| r.get::<_, i64>(0))?
+                    != 0;
+                if members.binary_search(user).is_ok() {
+                    return Ok(Ok((
+                        *group,
+                        GroupChange {
+                            events: vec![],
+                            members,
+                            former: vec![],
+                        },
+                    )));
+                }
+                if !public {
+                    // Private groups are invisible to outsiders.
+                    return Ok(Err(Error::NoSuchGroup));
+                }
+                if members.len() >= MAX_GROUP_MEMBERS {
+                    return Ok(Err(Error::Forbidden("the group is full")));
+                }
+                let members = self.add_member(group.0, *user, 0)?;
+                let (name, _) = self.group_name_owner(group.0)?;
+                let me = self.username(*user)?.map(|n| (*user, n));
+                let e = event(*group, GroupEventKind::MemberJoined, me, None, &name);
+                Ok(Ok((
+                    *group,
+                    GroupChange {
+                        events: vec![e],
+                        members,
+                        former: vec![],
+                    },
+                )))
+            }
+            GroupOp::Leave { group, user } => self.depart(*group, *user, None),
+            GroupOp::Remove { group, actor, user } => {
+                let members = group!(group);
+                let (_, owner) = self.group_name_owner(group.0)?;
+                if members.binary_search(actor).is_err() {
+                    return Ok(Err(Error::NotMember));
+                }
+                if owner != Some(*actor) {
+                    return Ok(Err(Error::Forbidden("only the owner can remove members")));
+                }
+                if actor == user {
+                    return self.depart(*group, *user, None);
+                }
+                self.depart(*group, *user, Some(*actor))
+            }
+            GroupOp::Rename { group, actor, name } => {
+                let members = group!(group);
+                let (_, owner) = self.group_name_owner(group.0)?;
+                if members.binary_search(actor).is_err() {
+                    return Ok(Err(Error::NotMember));
+                }
+                if owner != Some(*actor) {
+                    return Ok(Err(Error::Forbidden("only the owner can rename the group")));
+                }
+                self.conn
+                    .prepare_cached("UPDATE conversations SET name = ?1 WHERE id = ?2")?
+                    .execute(params![name, group.0])?;
+                let e = event(*group, GroupEventKind::Renamed, None, Some(*actor), name);
+                Ok(Ok((
+                    *group,
+                    GroupChange {
+                        events: vec![e],
+                        members,
+                        former: vec![],
+                    },
+                )))
+            }
+        }
+    }
+
+    /// `user` leaves (or, with `by`, is removed by the owner). An owner who
+    /// leaves hands the group to the longest-standing member.
+    fn depart(
+        &mut self,
+        group: GroupId,
+        user: UserId,
+        by: Option<UserId>,
+    ) -> rusqlite::Result<Result<(GroupId, GroupChange)>> {
+        let Some(members) = self.group_members(group.0)? else {
+            return Ok(Err(Error::NoSuchGroup));
+        };
+        if members.binary_search(&user).is_err() {
+            return Ok(Err(Error::NotMember));
+        }
+        let (name, owner) = self.group_name_owner(group.0)?;
+        let uname = self.username(user)?.unwrap_or_default();
+        let members = self.remove_member(group.0, user)?;
+        let kind = if by.is_some() {
+            GroupEventKind::MemberRemoved
+        } else {
+            GroupEventKind::MemberLeft
+        };
+        let mut events = vec![GroupEvent {
+            group_id: group,
+            kind,
+            user_id: Some(user),
+            username: Some(uname),
+            by_id: by,
+            name: Some(name.clone()),
+        }];
+        if owner == Some(user) {
+            let heir: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1 ORDER BY joined_seq, user_id LIMIT 1")?
+                .query_row([group.0], |r| r.get(0))
+                .optional()?;
+            self.conn
+                .prepare_cached("UPDATE conversations SET owner_id = ?1 WHERE id = ?2")?
+                .execute(params![heir, group.0])?;
+            if let Some(h) = heir {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE members SET role = ?1 WHERE conv_id = ?2 AND user_id = ?3",
+                    )?
+                    .execute(params![ROLE_OWNER, group.0, h])?;
+                let hname = self.username(UserId(h))?;
+                events.push(GroupEvent {
+                    group_id: group,
+                    kind: GroupEventKind::OwnerChanged,
+                    user_id: Some(UserId(h)),
+                    username: hname,
+                    by_id: None,
+                    name: Some(name),
+                });
+            }
+        }
+        Ok(Ok((
+            group,
+            GroupChange {
+                events,
+                members,
+                former: vec![user],
+            },
+        )))
+    }
+
+    /// Moves `user`'s read cursor in a conversation forward.
+    fn read(
+        &mut self,
+        user: UserId,
+        to: Target,
+        seq: u64,
+    ) -> rusqlite::Result<Result<Option<ReadMoved>>> {
+        let conv = match to {
+            Target::User(peer) => {
+                let key = (user.0.min(peer.0), user.0.max(peer.0));
+                let found = match self.directs.get(&key) {
+                    Some(c) => Some(*c),
+                    None => direct_lookup(&self.conn, user, peer)?,
+                };
+                match found {
+                    Some(c) => c,
+                    None => return Ok(Ok(None)), // nothing was ever said: nothing to read
+                }
+            }
+            Target::Group(g) => match self.group_members(g.0)? {
+                Some(m) if m.binary_search(&user).is_ok() => g.0,
+                _ => return Ok(Err(Error::NotMember)),
+            },
+        };
+        let seq = seq.min(self.last_seq(conv)?);
+        let old: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT read_seq FROM members WHERE conv_id = ?1 AND user_id = ?2")?
+            .query_row(params![conv, user.0], |r| r.get(0))
+            .optional()?;
+        let Some(old) = old else {
+            return Ok(Err(Error::NotMember));
+        };
+        if seq as i64 <= old {
+            return Ok(Ok(None));
+        }
+        self.conn
+            .prepare_cached("UPDATE members SET read_seq = ?1 WHERE conv_id = ?2 AND user_id = ?3")?
+            .execute(params![seq as i64, conv, user.0])?;
+        let senders: Vec<UserId> = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT from_id FROM messages WHERE conv_id = ?1 AND seq > ?2 AND seq <= ?3 AND from_id != ?4",
+            )?
+            .query_map(params![conv, old, seq as i64, user.0], |r| Ok(UserId(r.get(0)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Ok(Some(ReadMoved {
+            reader: user,
+            to,
+            seq,
+            senders,
+        })))
+    }
+
+    fn last_seq(&mut self, conv: ConvId) -> rusqlite::Result<u64> {
+        if let Some(s) = self.seqs.get(&conv) {
+            return Ok(*s);
+        }
+        let s: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
+            .query_row([conv], |r| r.get(0))?;
+        Ok(s as u64)
+    }
+
+    /// The conversation between two users, created on first use; `None`
+    /// when `to` does not exist.
+    fn direct_conv(
+        &mut self,
+        from: UserId,
+        to: UserId,
+        now: i64,
+    ) -> rusqlite::Result<Option<ConvId>> {
+        let key = (from.0.min(to.0), from.0.max(to.0));
+        if let Some(c) = self.directs.get(&key) {
+            return Ok(Some(*c));
+        }
+        let found = direct_lookup(&self.conn, from, to)?;
+        let conv = match found {
+            Some(c) => c,
+            None => {
+                let exists = self
+                    .conn
+                    .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+                    .exists([to.0])?;
+                if !exists {
+                    return Ok(None);
+                }
+                self.conn
+                    .prepare_cached("INSERT INTO conversations (kind, created_at) VALUES (?1, ?2)")?
+                    .execute(params![KIND_DIRECT, now])?;
+                let conv = self.conn.last_insert_rowid();
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO direct_conversations (user_lo, user_hi, conv_id) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![key.0, key.1, conv])?;
+                let mut add = self
+                    .conn
+                    .prepare_cached("INSERT INTO members (conv_id, user_id) VALUES (?1, ?2)")?;
+                add.execute(params![conv, key.0])?;
+                add.execute(params![conv, key.1])?;
+                conv
+            }
+        };
+        self.directs.insert(key, conv);
+        Ok(Some(conv))
+    }
+}
+
+// ---------------------------------------------------------- checkpoints ----
+
+struct Checkpointer {
+    conn: Connection,
+    wal: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Checkpointer {
+    fn run(self) {
+        while !self.stop.load(Relaxed) {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            let big =
+                std::fs::metadata(&self.wal).map(|m| m.len()).unwrap_or(0) > WAL_TRUNCATE_BYTES;
+            let mode = if big { "TRUNCATE" } else { "PASSIVE" };
+            if let Err(e) =
+                self.conn
+                    .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+            {
+                tracing::debug!(error = %e, "checkpoint skipped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_strictly_and_carry_the_time() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        let mut g = IdGen::resume(&conn).unwrap();
+        let mut last = MsgId::nil();
+        for i in 0..10_000 {
+            // the clock stalls and even goes back: ids still increase
+            let now = 1_700_000_000_000 - (i % 3);
+            let (id, ts) = g.next(now);
+            assert!(id > last, "{id} <= {last}");
+            assert_eq!(id.get_version_num(), 7);
+            assert!(ts >= 1_700_000_000_000);
+            last = id;
+        }
+    }
+}

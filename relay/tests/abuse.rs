@@ -1,0 +1,280 @@
+//! Bad input, floods and slow consumers: each gets a clear error or close
+//! code, nothing crashes, and other users are unaffected.
+
+mod common;
+
+use common::*;
+use futures_util::SinkExt;
+use shared::limits::{MAX_BODY_BYTES, MAX_FRAME_BYTES};
+use shared::{close, ClientFrame, ErrorCode, ServerFrame};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+fn error_code(f: ServerFrame) -> ErrorCode {
+    match f {
+        ServerFrame::Error(e) => e.code,
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_get_errors_and_the_socket_stays_healthy() {
+    let relay = TestRelay::start(&["--rate-limit", "1000", "--rate-burst", "1000"]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    let to = b.user_id;
+    let cases: Vec<(String, ErrorCode)> = vec![
+        ("{".into(), ErrorCode::MalformedJson),
+        ("".into(), ErrorCode::MalformedJson),
+        ("[]".into(), ErrorCode::MalformedJson),
+        ("null".into(), ErrorCode::MalformedJson),
+        ("\u{feff}{\"type\":\"40\"}".into(), ErrorCode::MalformedJson),
+        (r#"{"type":"77"}"#.into(), ErrorCode::UnknownType),
+        (r#"{"type":"81"}"#.into(), ErrorCode::UnknownType),
+        (r#"{"fromId":"1"}"#.into(), ErrorCode::MissingField),
+        (
+            r#"{"type":"80","content":{"contentType":1,"body":"x"}}"#.into(),
+            ErrorCode::MissingField,
+        ),
+        (
+            format!(r#"{{"type":"80","toId":"{to}"}}"#),
+            ErrorCode::MissingField,
+        ),
+        (r#"{"type":"90"}"#.into(), ErrorCode::MissingField),
+        (
+            format!(r#"{{"type":"80","toId":{to},"content":{{"contentType":1,"body":"x"}}}}"#),
+            ErrorCode::InvalidField,
+        ),
+        (
+            format!(r#"{{"type":"80","toId":"{to}","content":"x"}}"#),
+            ErrorCode::InvalidField,
+        ),
+        (
+            format!(r#"{{"type":"80","toId":"{to}","content":{{"contentType":"1","body":"x"}}}}"#),
+            ErrorCode::InvalidField,
+        ),
+        (
+            r#"{"type":"90","msgId":42}"#.into(),
+            ErrorCode::InvalidField,
+        ),
+        (r#"{"type":["80"]}"#.into(), ErrorCode::InvalidField),
+        (
+            format!(r#"{{"type":"80","toId":"{to}","content":{{"contentType":7,"body":"x"}}}}"#),
+            ErrorCode::UnsupportedContentType,
+        ),
+        (
+            format!(r#"{{"type":"80","toId":"{to}","content":{{"contentType":1,"body":"  "}}}}"#),
+            ErrorCode::EmptyBody,
+        ),
+        (
+            format!(
+                r#"{{"type":"80","toId":"{to}","content":{{"contentType":1,"body":"{}"}}}}"#,
+                "x".repeat(MAX_BODY_BYTES + 1)
+            ),
+            ErrorCode::BodyTooLarge,
+        ),
+        (
+            format!(
+                r#"{{"type":"80","toId":"{to}","content":{{"contentType":1,"body":"\ud800"}}}}"#
+            ),
+            ErrorCode::MalformedJson,
+        ),
+        (
+            format!(
+                r#"{{"type":"80","toId":"{to}","content":{{"contentType":1,"body":"a\u0000b"}}}}"#
+            ),
+            ErrorCode::InvalidField,
+        ),
+    ];
+    for (text, code) in &cases {
+        alice.send_text(text).await;
+        assert_eq!(error_code(alice.recv().await), *code, "{text:.80}");
+    }
+    // Still logged in and working; nothing reached bob.
+    alice.send(&ClientFrame::Ping { from_id: None }).await;
+    assert!(matches!(alice.recv().await, ServerFrame::Pong { .. }));
+    bob.expect_silence(Duration::from_millis(200)).await;
+    // Unicode that is valid goes through intact.
+    let body = "😀 e\u{301} \u{202e}rtl 日本語 \"quotes\" <b>&amp;</b>\n\ttab";
+    alice.chat(b.user_id, "uni-1", body).await;
+    next_resp(&mut alice).await;
+    assert_eq!(next_push(&mut bob).await.content.body, body);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn binary_frames_close_with_1003() {
+    let relay = TestRelay::start(&[]).await;
+    let a = relay.register("alice").await;
+    let mut alice = relay.login(&a).await;
+    alice
+        .ws
+        .send(Message::Binary(vec![0u8, 159, 146, 150].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(alice.recv().await),
+        ErrorCode::BinaryNotSupported
+    );
+    assert_eq!(alice.ended().await, Ended::Closed(close::UNSUPPORTED_DATA));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frames_close_with_1009_and_others_are_unaffected() {
+    let relay = TestRelay::start(&[]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    let mut bob_sender = relay.login(&b).await;
+    let big = format!(r#"{{"type":"40","pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+    alice.send_text(&big).await;
+    assert_eq!(error_code(alice.recv().await), ErrorCode::FrameTooLarge);
+    assert_eq!(alice.ended().await, Ended::Closed(close::TOO_BIG));
+    // The relay and other users carry on.
+    bob_sender.chat(a.user_id, "after-1", "still here").await;
+    next_resp(&mut bob_sender).await;
+    bob.send(&ClientFrame::Ping { from_id: None }).await;
+    assert!(matches!(
+        bob.recv_where(|f| matches!(f, ServerFrame::Pong { .. }))
+            .await,
+        ServerFrame::Pong { .. }
+    ));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_with_errors_and_keeps_the_connection() {
+    let relay = TestRelay::start(&["--rate-limit", "5", "--rate-burst", "10"]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    for i in 0..30 {
+        alice.chat(b.user_id, &format!("flood-{i}"), "spam").await;
+    }
+    let (mut stored, mut limited) = (0, 0);
+    for _ in 0..30 {
+        match alice.recv().await {
+            ServerFrame::ChatResp { .. } => stored += 1,
+            ServerFrame::Error(e) => {
+                assert_eq!(e.code, ErrorCode::RateLimited);
+                assert!(e.client_msg_id.unwrap().starts_with("flood-"));
+                limited += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The burst passes (plus what refilled meanwhile); the rest is refused.
+    assert!((10..=13).contains(&stored), "stored {stored}");
+    assert_eq!(stored + limited, 30);
+    // Pings and acks are never rate limited; the socket is healthy.
+    alice.send(&ClientFrame::Ping { from_id: None }).await;
+    assert!(matches!(alice.recv().await, ServerFrame::Pong { .. }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alice.chat(b.user_id, "later", "after a pause").await;
+    next_resp(&mut alice).await;
+    assert!(relay.metric("ferrochat_rate_limited_total").await >= 17);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_while_others_keep_receiving() {
+    let relay = TestRelay::start(&[
+        "--outbound-queue",
+        "32",
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+    ])
+    .await;
+    let (a, slow, fast) = (
+        relay.register("alice").await,
+        relay.register("slowpoke").await,
+        relay.register("speedy").await,
+    );
+    let mut alice = relay.login(&a).await;
+    // slowpoke logs in and then never reads again.
+    let mut slowpoke = relay.login(&slow).await;
+    let mut speedy = relay.login(&fast).await;
+    let body = "x".repeat(MAX_BODY_BYTES);
+    // Enough to fill the kernel's socket buffers and then the queue.
+    let mut i = 0;
+    while relay.metric("ferrochat_slow_consumers_total").await == 0 {
+        for _ in 0..50 {
+            alice.chat(slow.user_id, &format!("s-{i}"), &body).await;
+            i += 1;
+        }
+        for _ in 0..50 {
+            next_resp(&mut alice).await;
+        }
+        assert!(i < 20_000, "the slow consumer was never disconnected");
+    }
+    // speedy is unaffected: messages still arrive promptly.
+    for j in 0..20 {
+        alice.chat(fast.user_id, &format!("f-{j}"), "quick").await;
+        let p = next_push(&mut speedy).await;
+        assert_eq!(p.content.body, "quick");
+        speedy.send(&ClientFrame::Ack { msg_id: p.msg_id }).await;
+    }
+    // The slow socket was closed (after the frames it had buffered).
+    let ended = slowpoke.ended().await;
+    assert!(
+        matches!(ended, Ended::Closed(close::SLOW_CONSUMER) | Ended::Dropped),
+        "{ended:?}"
+    );
+    // Nothing was lost: the messages wait for slowpoke's next login.
+    drop(slowpoke);
+    let mut again = relay.login(&slow).await;
+    let first = next_push(&mut again).await;
+    assert_eq!(first.client_msg_id.as_deref(), Some("s-0"));
+    relay.stop().await;
+}
+
+/// Waits until only `sockets` connections plus the probe itself are open.
+async fn settle(relay: &TestRelay, sockets: i64) {
+    while relay.metric("ferrochat_connections").await > sockets + 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the probe's own connection close too.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_with_503() {
+    let relay = TestRelay::start(&["--max-connections", "3"]).await;
+    let s = relay.register("alice").await;
+    settle(&relay, 0).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(relay.login(&s).await);
+    }
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", relay.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 503),
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    // Free one slot; the counter shows the refusal, and the slot is reusable.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        relay.metric("ferrochat_connections_rejected_total").await,
+        1
+    );
+    settle(&relay, 2).await;
+    held.push(relay.login(&s).await);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_before_the_handshake_does_not_hurt() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = TestRelay::start(&[]).await;
+    let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    raw.write_all(b"\x16\x03\x01garbage\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, raw.read_to_end(&mut buf)).await;
+    let a = relay.register("alice").await;
+    relay.login(&a).await;
+    relay.stop().await;
+}

@@ -1,0 +1,370 @@
+//! Test harness: a real relay on 127.0.0.1:0 and real WebSocket/HTTP
+//! clients. Nothing is mocked.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use relay::Config;
+use serde_json::Value;
+use shared::api::Session;
+use shared::{ClientFrame, Content, ServerFrame, Target, UserId};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A relay running in this process.
+pub struct TestRelay {
+    pub addr: SocketAddr,
+    pub db: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<relay::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestRelay {
+    /// A relay with a fresh file database and `args` on top of test defaults.
+    pub async fn start(args: &[&str]) -> TestRelay {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("ferrochat.db").display());
+        let mut r = TestRelay::start_on(&db, args, "127.0.0.1:0").await;
+        r._dir = Some(dir);
+        r
+    }
+
+    /// A relay on an existing database URL.
+    pub async fn start_on(db: &str, args: &[&str], listen: &str) -> TestRelay {
+        let mut argv: Vec<String> =
+            vec!["--db".into(), db.into(), "--max-hashing".into(), "2".into()];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let config = Config::from_args(&argv).expect("valid test config");
+        let listener = TcpListener::bind(listen).await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let r = TestRelay {
+            addr,
+            db: db.to_string(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: None,
+        };
+        // Wait until it answers.
+        for _ in 0..200 {
+            if r.get("/healthz", None).await.0 == 200 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("relay did not come up");
+    }
+
+    /// A handle on a relay running elsewhere (a child process).
+    pub fn external(addr: SocketAddr, db: &str) -> TestRelay {
+        TestRelay {
+            addr,
+            db: db.to_string(),
+            stop: None,
+            task: None,
+            _dir: None,
+        }
+    }
+
+    /// Graceful shutdown; returns the temp dir so the database survives.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(WAIT, t)
+                .await
+                .expect("relay stops in time")
+                .expect("relay task")
+                .expect("relay shut down cleanly");
+        }
+        self._dir.take()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// One HTTP request; returns status and body (JSON or text).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (u16, Value, hyper::HeaderMap) {
+        let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        // `connection: close`, so the relay's connection count is exact the
+        // moment a response arrives (the connection cap tests count them).
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("connection", "close");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
+        let res = tokio::time::timeout(WAIT, client.request(req))
+            .await
+            .expect("HTTP in time")
+            .expect("HTTP");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value, headers)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let (s, v, _) = self.request("GET", path, token, None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let (s, v, _) = self
+            .request("POST", path, token, Some(body.to_string()))
+            .await;
+        (s, v)
+    }
+
+    /// Registers `name` (password `password123`) and returns the session.
+    pub async fn register(&self, name: &str) -> Session {
+        let (status, body) = self
+            .post(
+                "/api/register",
+                None,
+                serde_json::json!({"username": name, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, 201, "register {name}: {body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// A WebSocket that has not logged in.
+    pub async fn connect(&self) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .expect("WebSocket connect");
+        Client { ws }
+    }
+
+    /// A logged-in WebSocket.
+    pub async fn login(&self, s: &Session) -> Client {
+        let mut c = self.connect().await;
+        c.send(&ClientFrame::Login {
+            token: s.token.clone(),
+        })
+        .await;
+        match c.recv().await {
+            ServerFrame::LoginOk { user_id, .. } => assert_eq!(user_id, s.user_id),
+            other => panic!("login failed: {other:?}"),
+        }
+        c
+    }
+
+    /// A metric's current value.
+    pub async fn metric(&self, name: &str) -> i64 {
+        let (_, body) = self.get("/metrics", None).await;
+        let text = body.as_str().expect("metrics text").to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Creates a group owned by `owner` and adds `members` by username.
+    pub async fn group(
+        &self,
+        owner: &Session,
+        name: &str,
+        public: bool,
+        members: &[&Session],
+    ) -> shared::GroupId {
+        let (status, body) = self
+            .post(
+                "/api/groups",
+                Some(&owner.token),
+                serde_json::json!({"name": name, "public": public}),
+            )
+            .await;
+        assert_eq!(status, 201, "create group: {body}");
+        let info: shared::api::GroupInfo = serde_json::from_value(body).unwrap();
+        let g = info.summary.group_id;
+        for m in members {
+            let (status, body) = self
+                .post(
+                    &format!("/api/groups/{g}/members"),
+                    Some(&owner.token),
+                    serde_json::json!({"username": m.username}),
+                )
+                .await;
+            assert_eq!(status, 200, "add {}: {body}", m.username);
+        }
+        g
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        PathBuf::from(self.db.strip_prefix("sqlite://").unwrap())
+    }
+}
+
+/// A test WebSocket client.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a socket ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Closed(u16),
+    Dropped,
+}
+
+impl Client {
+    pub async fn send(&mut self, f: &ClientFrame) {
+        self.send_text(&f.encode()).await;
+    }
+
+    pub async fn send_text(&mut self, t: &str) {
+        self.ws.send(Message::Text(t.into())).await.expect("send");
+    }
+
+    pub async fn chat(&mut self, to: UserId, client_msg_id: &str, body: &str) {
+        self.send(&ClientFrame::Chat(shared::ChatSend {
+            from_id: None,
+            to: Target::User(to),
+            client_msg_id: Some(client_msg_id.into()),
+            content: Content::text(body),
+        }))
+        .await;
+    }
+
+    pub async fn group_chat(&mut self, group: shared::GroupId, client_msg_id: &str, body: &str) {
+        self.send(&ClientFrame::Chat(shared::ChatSend {
+            from_id: None,
+            to: Target::Group(group),
+            client_msg_id: Some(client_msg_id.into()),
+            content: Content::text(body),
+        }))
+        .await;
+    }
+
+    /// The next server frame other than PRESENCE (which arrives whenever
+    /// contacts come and go; `presence.rs` reads those with `try_recv_raw`),
+    /// or None on timeout or close.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerFrame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_recv_raw(left).await? {
+                ServerFrame::Presence { .. } => continue,
+                f => return Some(f),
+            }
+        }
+    }
+
+    /// The next server frame of any kind, or None on timeout or close.
+    pub async fn try_recv_raw(&mut self, wait: Duration) -> Option<ServerFrame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match m {
+                Ok(Message::Text(t)) => {
+                    return Some(ServerFrame::decode(&t).expect("relay sends valid frames"))
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// The next server frame; panics on timeout.
+    pub async fn recv(&mut self) -> ServerFrame {
+        self.try_recv(WAIT).await.expect("a frame in time")
+    }
+
+    /// The next frame that is not a pong or receipt matching `skip`.
+    pub async fn recv_where(&mut self, pred: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let f = self.recv().await;
+            if pred(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(f) = self.try_recv(wait).await {
+            panic!("unexpected frame {f:?}");
+        }
+    }
+
+    /// Reads until the socket ends; returns the close code if there was one.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("socket ends in time")
+            {
+                Some(Ok(Message::Close(Some(f)))) => return Ended::Closed(u16::from(f.code)),
+                Some(Ok(Message::Close(None))) => {
+                    return Ended::Closed(u16::from(CloseCode::Status))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ended::Dropped,
+            }
+        }
+    }
+}
+
+/// Receives the next chat push.
+pub async fn next_push(c: &mut Client) -> shared::ChatPush {
+    match c.recv_where(|f| matches!(f, ServerFrame::Chat(_))).await {
+        ServerFrame::Chat(p) => p,
+        _ => unreachable!(),
+    }
+}
+
+/// Receives the next 81.
+pub async fn next_resp(c: &mut Client) -> (shared::MsgId, Option<String>, u64) {
+    match c
+        .recv_where(|f| matches!(f, ServerFrame::ChatResp { .. } | ServerFrame::Error(_)))
+        .await
+    {
+        ServerFrame::ChatResp {
+            msg_id,
+            client_msg_id,
+            seq,
+            ..
+        } => (msg_id, client_msg_id, seq),
+        other => panic!("expected 81, got {other:?}"),
+    }
+}

@@ -1,0 +1,282 @@
+//! Paged history, the conversation list, read receipts and typing.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use shared::api::{Conversations, History};
+use shared::{ClientFrame, ServerFrame, Target};
+use std::time::Duration;
+
+async fn history(relay: &TestRelay, token: &str, path: &str) -> History {
+    let (status, body) = relay.get(path, Some(token)).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_value(body).unwrap()
+}
+
+#[tokio::test]
+async fn history_pages_backwards_without_gaps_or_repeats() {
+    let relay = TestRelay::start(&["--rate-limit", "1000", "--rate-burst", "1000"]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    for i in 1..=25 {
+        alice
+            .chat(b.user_id, &format!("h-{i}"), &format!("m{i}"))
+            .await;
+        next_resp(&mut alice).await;
+    }
+    let base = format!("/api/conversations/user/{}/messages", a.user_id);
+    let mut seen = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let q = match before {
+            Some(b) => format!("{base}?limit=10&before={b}"),
+            None => format!("{base}?limit=10"),
+        };
+        let page = history(&relay, &b.token, &q).await;
+        let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] + 1 == w[1]),
+            "oldest first, contiguous: {seqs:?}"
+        );
+        for m in &page.messages {
+            assert_eq!(m.content.body, format!("m{}", m.seq));
+            assert_eq!(m.to_id, Some(b.user_id), "to bob, as bob sees it");
+        }
+        seen.splice(0..0, seqs.iter().copied());
+        before = page.messages.first().map(|m| m.seq);
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=25).collect::<Vec<_>>());
+    // The sender reads the same conversation under the peer's id.
+    let mine = history(
+        &relay,
+        &a.token,
+        &format!("/api/conversations/user/{}/messages?limit=200", b.user_id),
+    )
+    .await;
+    assert_eq!(mine.messages.len(), 25);
+    assert!(!mine.has_more);
+    // A stranger's conversation, or yourself, is not readable.
+    let eve = relay.register("eve").await;
+    let empty = history(&relay, &eve.token, &base).await;
+    assert!(
+        empty.messages.is_empty(),
+        "eve has no conversation with alice"
+    );
+    let (status, _) = relay
+        .get(
+            &format!("/api/conversations/user/{}/messages", eve.user_id),
+            Some(&eve.token),
+        )
+        .await;
+    assert_eq!(status, 404);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn the_conversation_list_and_read_receipts() {
+    let relay = TestRelay::start(&[]).await;
+    let (a, b, c) = (
+        relay.register("alice").await,
+        relay.register("bob").await,
+        relay.register("carol").await,
+    );
+    let mut alice = relay.login(&a).await;
+    for i in 0..3 {
+        alice
+            .chat(b.user_id, &format!("l-{i}"), &format!("to bob {i}"))
+            .await;
+        next_resp(&mut alice).await;
+    }
+    let g = relay.group(&c, "carol's group", false, &[&b]).await;
+    let mut carol = relay.login(&c).await;
+    carol.group_chat(g, "cg", "group hello").await;
+    next_resp(&mut carol).await;
+
+    let (_, body) = relay.get("/api/conversations", Some(&b.token)).await;
+    let list: Conversations = serde_json::from_value(body).unwrap();
+    assert_eq!(list.conversations.len(), 2);
+    let newest = &list.conversations[0];
+    assert_eq!(
+        newest.group.as_ref().unwrap().name,
+        "carol's group",
+        "newest first"
+    );
+    assert_eq!(newest.unread, 1);
+    let direct = &list.conversations[1];
+    assert_eq!(direct.peer.as_ref().unwrap().username, "alice");
+    assert_eq!((direct.unread, direct.last_seq), (3, 3));
+    assert_eq!(
+        direct.last_message.as_ref().unwrap().content.body,
+        "to bob 2"
+    );
+    assert_eq!(direct.peer_read_seq, Some(0));
+
+    // bob reads the direct conversation up to 2 from one tab.
+    let mut bob = relay.login(&b).await;
+    let mut bob2 = relay.login(&b).await;
+    bob.send(&ClientFrame::Read {
+        to: Target::User(a.user_id),
+        seq: 2,
+    })
+    .await;
+    match alice
+        .recv_where(|f| matches!(f, ServerFrame::ReadReceipt { .. }))
+        .await
+    {
+        ServerFrame::ReadReceipt { by_id, to, seq, .. } => {
+            assert_eq!((by_id, to, seq), (b.user_id, Target::User(a.user_id), 2));
+        }
+        _ => unreachable!(),
+    }
+    // bob's other tab learns it too (its unread count follows).
+    match bob2
+        .recv_where(|f| matches!(f, ServerFrame::ReadReceipt { .. }))
+        .await
+    {
+        ServerFrame::ReadReceipt { by_id, to, seq, .. } => {
+            assert_eq!((by_id, to, seq), (b.user_id, Target::User(a.user_id), 2));
+        }
+        _ => unreachable!(),
+    }
+    // Reading backwards changes nothing; reading past the end is clamped.
+    bob.send(&ClientFrame::Read {
+        to: Target::User(a.user_id),
+        seq: 1,
+    })
+    .await;
+    bob.send(&ClientFrame::Read {
+        to: Target::User(a.user_id),
+        seq: 99,
+    })
+    .await;
+    match alice
+        .recv_where(|f| matches!(f, ServerFrame::ReadReceipt { .. }))
+        .await
+    {
+        ServerFrame::ReadReceipt { seq, .. } => assert_eq!(seq, 3),
+        _ => unreachable!(),
+    }
+    // A new browser sees the same state from the server.
+    let (_, body) = relay.get("/api/conversations", Some(&b.token)).await;
+    let direct = body["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "direct")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (direct["unread"].as_u64(), direct["readSeq"].as_u64()),
+        (Some(0), Some(3))
+    );
+    let (_, body) = relay.get("/api/conversations", Some(&a.token)).await;
+    assert_eq!(body["conversations"][0]["peerReadSeq"], 3);
+
+    // Group: carol (the sender) hears that bob read her message.
+    bob.send(&ClientFrame::Read {
+        to: Target::Group(g),
+        seq: 1,
+    })
+    .await;
+    match carol
+        .recv_where(|f| matches!(f, ServerFrame::ReadReceipt { .. }))
+        .await
+    {
+        ServerFrame::ReadReceipt { by_id, to, seq, .. } => {
+            assert_eq!((by_id, to, seq), (b.user_id, Target::Group(g), 1))
+        }
+        _ => unreachable!(),
+    }
+    let (_, info) = relay.get(&format!("/api/groups/{g}"), Some(&c.token)).await;
+    let bob_member = info["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "bob")
+        .unwrap()
+        .clone();
+    assert_eq!(bob_member["readSeq"], 1);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn typing_is_relayed_throttled_and_never_stored() {
+    let relay = TestRelay::start(&[]).await;
+    let (a, b, c) = (
+        relay.register("alice").await,
+        relay.register("bob").await,
+        relay.register("carol").await,
+    );
+    let g = relay.group(&a, "typists", false, &[&b, &c]).await;
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    let mut carol = relay.login(&c).await;
+
+    alice
+        .send(&ClientFrame::Typing {
+            to: Target::User(b.user_id),
+        })
+        .await;
+    match bob
+        .recv_where(|f| matches!(f, ServerFrame::Typing { .. }))
+        .await
+    {
+        ServerFrame::Typing {
+            from_id,
+            from_name,
+            to,
+        } => {
+            assert_eq!(
+                (from_id, from_name.as_str(), to),
+                (a.user_id, "alice", Target::User(b.user_id))
+            );
+        }
+        _ => unreachable!(),
+    }
+    // A second notice within a second is dropped.
+    alice
+        .send(&ClientFrame::Typing {
+            to: Target::User(b.user_id),
+        })
+        .await;
+    let again = bob.try_recv(Duration::from_millis(400)).await;
+    assert!(
+        !matches!(again, Some(ServerFrame::Typing { .. })),
+        "{again:?}"
+    );
+
+    alice
+        .send(&ClientFrame::Typing {
+            to: Target::Group(g),
+        })
+        .await;
+    for member in [&mut bob, &mut carol] {
+        match member
+            .recv_where(|f| matches!(f, ServerFrame::Typing { .. }))
+            .await
+        {
+            ServerFrame::Typing { from_id, to, .. } => {
+                assert_eq!((from_id, to), (a.user_id, Target::Group(g)))
+            }
+            _ => unreachable!(),
+        }
+    }
+    let echo = alice.try_recv(Duration::from_millis(300)).await;
+    assert!(
+        !matches!(echo, Some(ServerFrame::Typing { .. })),
+        "the typist does not hear itself"
+    );
+    // Never stored: no history, nothing pending at the next login.
+    let h = history(
+        &relay,
+        &b.token,
+        &format!("/api/conversations/group/{g}/messages"),
+    )
+    .await;
+    assert!(h.messages.is_empty());
+    relay.stop().await;
+}
