@@ -1,0 +1,386 @@
+//! The relay's HTTP API (`/api/...`, same origin), over `fetch`.
+
+use crate::model::ConvKey;
+use serde::de::DeserializeOwned;
+use shared::api::{
+    ApiError, ConversationSummary, Conversations, Credentials, GroupInfo, GroupSummary, Groups,
+    History, Invite, NewGroup, OnlineUsers, RenameGroup, Session, UserSummary,
+};
+use shared::{ErrorCode, GroupId, UserId};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Request, RequestInit, Response};
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiFailure {
+    /// No answer from the relay (offline, refused, proxy error page).
+    Network,
+    /// The relay answered with an error.
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// The body's `code` (`Other` when unreadable).
+        code: ErrorCode,
+        /// The body's `message`.
+        message: String,
+    },
+    /// A success status with a body that does not parse.
+    Decode(String),
+}
+
+impl ApiFailure {
+    /// A 401: the token is no good, the session is over.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ApiFailure::Http { status: 401, .. })
+    }
+
+    /// Builds the failure for a non-2xx answer. An error page that is not
+    /// the relay's JSON (a dev proxy's 502, say) counts as unreachable.
+    pub fn from_response(status: u16, body: &str) -> ApiFailure {
+        match serde_json::from_str::<ApiError>(body) {
+            Ok(e) => ApiFailure::Http {
+                status,
+                code: e.code,
+                message: e.message,
+            },
+            Err(_) if matches!(status, 502..=504) => ApiFailure::Network,
+            Err(_) => ApiFailure::Http {
+                status,
+                code: ErrorCode::Other,
+                message: format!("the relay answered HTTP {status}"),
+            },
+        }
+    }
+}
+
+/// The sign-in screen's message for a failed register/login.
+pub fn auth_error_text(f: &ApiFailure) -> String {
+    match f {
+        ApiFailure::Network => "Can't reach the relay. Check your connection and try again.".into(),
+        ApiFailure::Http { code, message, .. } => match code {
+            ErrorCode::UsernameTaken => "That username is taken. Try another one.".into(),
+            ErrorCode::InvalidCredentials => "Wrong username or password.".into(),
+            ErrorCode::RateLimited => "Too many attempts. Wait a moment and try again.".into(),
+            ErrorCode::Unavailable => "The relay is busy. Try again in a moment.".into(),
+            ErrorCode::InvalidUsername | ErrorCode::InvalidPassword if !message.is_empty() => {
+                capitalize(message)
+            }
+            _ if !message.is_empty() => capitalize(message),
+            _ => "Something went wrong. Try again.".into(),
+        },
+        ApiFailure::Decode(_) => "The relay sent an unexpected answer.".into(),
+    }
+}
+
+/// Uppercases the first letter (validation messages start lowercase).
+pub fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The panel's message for a failed group operation.
+pub fn group_error_text(f: &ApiFailure) -> String {
+    match f {
+        ApiFailure::Http { code, message, .. } => match code {
+            ErrorCode::UnknownRecipient => "No user with that name.".into(),
+            ErrorCode::Forbidden => "Only the group's owner can do that.".into(),
+            ErrorCode::NotMember => "You are not a member of this group.".into(),
+            ErrorCode::NotFound => "That group no longer exists.".into(),
+            _ => auth_error_text(&ApiFailure::Http {
+                status: 0,
+                code: *code,
+                message: message.clone(),
+            }),
+        },
+        other => auth_error_text(other),
+    }
+}
+
+/// The path of a history page.
+pub fn history_path(key: ConvKey, before: Option<u64>, limit: u32) -> String {
+    let (kind, id) = match key {
+        ConvKey::User(u) => ("user", u.0),
+        ConvKey::Group(g) => ("group", g.0),
+    };
+    match before {
+        Some(b) => format!("/api/conversations/{kind}/{id}/messages?before={b}&limit={limit}"),
+        None => format!("/api/conversations/{kind}/{id}/messages?limit={limit}"),
+    }
+}
+
+async fn call(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> Result<String, ApiFailure> {
+    let net = |_: JsValue| ApiFailure::Network;
+    let init = RequestInit::new();
+    init.set_method(method);
+    let headers = Headers::new().map_err(net)?;
+    headers.set("Accept", "application/json").map_err(net)?;
+    if let Some(t) = token {
+        headers
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(net)?;
+    }
+    if let Some(b) = body {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(net)?;
+        init.set_body(&JsValue::from_str(&b));
+    }
+    init.set_headers(&headers);
+    let request = Request::new_with_str_and_init(path, &init).map_err(net)?;
+    let window = web_sys::window().ok_or(ApiFailure::Network)?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(net)?
+        .dyn_into()
+        .map_err(net)?;
+    let text = JsFuture::from(response.text().map_err(net)?)
+        .await
+        .map_err(net)?
+        .as_string()
+        .unwrap_or_default();
+    let status = response.status();
+    if (200..300).contains(&status) {
+        Ok(text)
+    } else {
+        Err(ApiFailure::from_response(status, &text))
+    }
+}
+
+async fn call_json<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> Result<T, ApiFailure> {
+    let text = call(method, path, token, body).await?;
+    serde_json::from_str(&text).map_err(|e| ApiFailure::Decode(e.to_string()))
+}
+
+fn credentials(username: &str, password: &str) -> Option<String> {
+    serde_json::to_string(&Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    })
+    .ok()
+}
+
+/// `POST /api/register`.
+pub async fn register(username: &str, password: &str) -> Result<Session, ApiFailure> {
+    call_json(
+        "POST",
+        "/api/register",
+        None,
+        credentials(username, password),
+    )
+    .await
+}
+
+/// `POST /api/login`.
+pub async fn login(username: &str, password: &str) -> Result<Session, ApiFailure> {
+    call_json("POST", "/api/login", None, credentials(username, password)).await
+}
+
+/// `POST /api/logout`: revokes the token.
+pub async fn logout(token: &str) -> Result<(), ApiFailure> {
+    call("POST", "/api/logout", Some(token), None)
+        .await
+        .map(drop)
+}
+
+/// `GET /api/me`: whether the token still works.
+pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
+    call_json("GET", "/api/me", Some(token), None).await
+}
+
+/// `GET /api/users/online`.
+pub async fn online(token: &str) -> Result<Vec<UserSummary>, ApiFailure> {
+    call_json::<OnlineUsers>("GET", "/api/users/online", Some(token), None)
+        .await
+        .map(|o| o.users)
+}
+
+/// `GET /api/users?q=<prefix>`.
+pub async fn search(token: &str, prefix: &str) -> Result<Vec<UserSummary>, ApiFailure> {
+    let q: String = js_sys::encode_uri_component(prefix).into();
+    call_json::<OnlineUsers>("GET", &format!("/api/users?q={q}"), Some(token), None)
+        .await
+        .map(|o| o.users)
+}
+
+fn json<T: serde::Serialize>(body: &T) -> Option<String> {
+    serde_json::to_string(body).ok()
+}
+
+/// `GET /api/conversations`.
+pub async fn conversations(token: &str) -> Result<Vec<ConversationSummary>, ApiFailure> {
+    call_json::<Conversations>("GET", "/api/conversations", Some(token), None)
+        .await
+        .map(|c| c.conversations)
+}
+
+/// `GET /api/conversations/{user|group}/{id}/messages?before=&limit=`.
+pub async fn history(
+    token: &str,
+    key: ConvKey,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<History, ApiFailure> {
+    call_json("GET", &history_path(key, before, limit), Some(token), None).await
+}
+
+/// `GET /api/groups/{id}`.
+pub async fn group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
+    call_json("GET", &format!("/api/groups/{id}"), Some(token), None).await
+}
+
+/// `POST /api/groups`.
+pub async fn create_group(token: &str, name: &str, public: bool) -> Result<GroupInfo, ApiFailure> {
+    let body = json(&NewGroup {
+        name: name.to_owned(),
+        public,
+    });
+    call_json("POST", "/api/groups", Some(token), body).await
+}
+
+/// `GET /api/groups?q=<prefix>`: public groups.
+pub async fn find_groups(token: &str, prefix: &str) -> Result<Vec<GroupSummary>, ApiFailure> {
+    let q: String = js_sys::encode_uri_component(prefix).into();
+    call_json::<Groups>("GET", &format!("/api/groups?q={q}"), Some(token), None)
+        .await
+        .map(|g| g.groups)
+}
+
+/// `POST /api/groups/{id}/join`.
+pub async fn join_group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
+    call_json("POST", &format!("/api/groups/{id}/join"), Some(token), None).await
+}
+
+/// `POST /api/groups/{id}/members`.
+pub async fn add_member(token: &str, id: GroupId, username: &str) -> Result<GroupInfo, ApiFailure> {
+    let body = json(&Invite {
+        username: username.to_owned(),
+    });
+    call_json(
+        "POST",
+        &format!("/api/groups/{id}/members"),
+        Some(token),
+        body,
+    )
+    .await
+}
+
+/// `DELETE /api/groups/{id}/members/{userId}`.
+pub async fn remove_member(token: &str, id: GroupId, user: UserId) -> Result<(), ApiFailure> {
+    let path = format!("/api/groups/{id}/members/{user}");
+    call("DELETE", &path, Some(token), None).await.map(drop)
+}
+
+/// `POST /api/groups/{id}/leave`.
+pub async fn leave_group(token: &str, id: GroupId) -> Result<(), ApiFailure> {
+    let path = format!("/api/groups/{id}/leave");
+    call("POST", &path, Some(token), None).await.map(drop)
+}
+
+/// `PATCH /api/groups/{id}`.
+pub async fn rename_group(token: &str, id: GroupId, name: &str) -> Result<GroupInfo, ApiFailure> {
+    let body = json(&RenameGroup {
+        name: name.to_owned(),
+    });
+    call_json("PATCH", &format!("/api/groups/{id}"), Some(token), body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_errors_map_to_friendly_text() {
+        let taken = ApiFailure::from_response(
+            409,
+            r#"{"code":"username_taken","message":"username \"bob\" is taken"}"#,
+        );
+        assert!(matches!(
+            taken,
+            ApiFailure::Http {
+                status: 409,
+                code: ErrorCode::UsernameTaken,
+                ..
+            }
+        ));
+        assert!(auth_error_text(&taken).contains("taken"));
+
+        let wrong = ApiFailure::from_response(
+            401,
+            r#"{"code":"invalid_credentials","message":"wrong username or password"}"#,
+        );
+        assert!(wrong.is_unauthorized());
+        assert_eq!(auth_error_text(&wrong), "Wrong username or password.");
+
+        let bad = ApiFailure::from_response(
+            400,
+            r#"{"code":"invalid_password","message":"password must be 8 to 256 bytes"}"#,
+        );
+        assert_eq!(auth_error_text(&bad), "Password must be 8 to 256 bytes");
+        assert!(!bad.is_unauthorized());
+    }
+
+    #[test]
+    fn proxy_error_pages_mean_unreachable() {
+        assert_eq!(
+            ApiFailure::from_response(502, "<html>Bad Gateway</html>"),
+            ApiFailure::Network
+        );
+        assert!(auth_error_text(&ApiFailure::Network).contains("Can't reach the relay"));
+        // A non-JSON 500 is still the relay's answer, not a network error.
+        assert!(matches!(
+            ApiFailure::from_response(500, "oops"),
+            ApiFailure::Http {
+                status: 500,
+                code: ErrorCode::Other,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn history_paths() {
+        use shared::GroupId;
+        assert_eq!(
+            history_path(ConvKey::User(UserId(7)), None, 50),
+            "/api/conversations/user/7/messages?limit=50"
+        );
+        assert_eq!(
+            history_path(ConvKey::Group(GroupId(3)), Some(51), 50),
+            "/api/conversations/group/3/messages?before=51&limit=50"
+        );
+    }
+
+    #[test]
+    fn group_errors_are_specific() {
+        let f = ApiFailure::from_response(
+            404,
+            r#"{"code":"unknown_recipient","message":"no such user"}"#,
+        );
+        assert_eq!(group_error_text(&f), "No user with that name.");
+        let f = ApiFailure::from_response(403, r#"{"code":"forbidden","message":"owner only"}"#);
+        assert!(group_error_text(&f).contains("owner"));
+        let f = ApiFailure::from_response(
+            400,
+            r#"{"code":"invalid_field","message":"group name must be 1 to 64 characters"}"#,
+        );
+        assert_eq!(
+            group_error_text(&f),
+            "Group name must be 1 to 64 characters"
+        );
+        assert!(group_error_text(&ApiFailure::Network).contains("Can't reach"));
+    }
+}
