@@ -1,0 +1,386 @@
+//! Results: latency summaries, derived figures, and the two output forms.
+//!
+//! Every scenario produces a report that prints as a human-readable summary
+//! and as exactly one JSON line (`{"scenario":…,"params":…,"results":…}`),
+//! so figures can be pasted into `docs/benchmarks.md` and compared across
+//! runs by scripts. All latencies are integers in microseconds.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Largest latency a histogram tracks: one hour, in µs. Larger values are
+/// clamped (a message that late is a failure anyway).
+pub const MAX_TRACKED_US: u64 = 3_600_000_000;
+
+/// A latency histogram with microsecond resolution and 3 significant digits
+/// (0.1 % relative error), the precision the benchmarks are quoted at.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("valid histogram bounds")
+}
+
+/// Records `us` into `h`, clamping to the tracked range.
+#[inline]
+pub fn record_us(h: &mut Histogram<u64>, us: u64) {
+    h.saturating_record(us.max(1));
+}
+
+/// Percentiles of one latency distribution, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest sample.
+    pub max_us: u64,
+    /// Arithmetic mean.
+    pub mean_us: u64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram; all zeros when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        LatencySummary {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            mean_us: h.mean().round() as u64,
+        }
+    }
+
+    /// Exact percentiles of `values` (sorted in place), by nearest rank:
+    /// the pXX is the smallest sample with at least XX % of all samples at
+    /// or below it. For sets small enough to keep (fan-out: one sample per
+    /// member and message), where a histogram's rounding is not needed.
+    pub fn of_values(values: &mut [u64]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_unstable();
+        let n = values.len() as u64;
+        // ceil(n × per_mille / 1000), at least 1: the rank, 1-based.
+        let at = |per_mille: u64| values[((n * per_mille).div_ceil(1000).max(1) - 1) as usize];
+        let sum: u128 = values.iter().map(|&v| v as u128).sum();
+        LatencySummary {
+            count: n,
+            p50_us: at(500),
+            p99_us: at(990),
+            p999_us: at(999),
+            max_us: values[values.len() - 1],
+            mean_us: (sum as f64 / n as f64).round() as u64,
+        }
+    }
+
+    /// `p50 1.20 ms, p99 3.40 ms, p99.9 …, max …` for the human summary.
+    pub fn human(&self) -> String {
+        if self.count == 0 {
+            return "no samples".into();
+        }
+        format!(
+            "p50 {}, p99 {}, p99.9 {}, max {} (n={})",
+            fmt_us(self.p50_us),
+            fmt_us(self.p99_us),
+            fmt_us(self.p999_us),
+            fmt_us(self.max_us),
+            self.count
+        )
+    }
+}
+
+/// A duration in µs, printed with a unit a person can read at a glance.
+pub fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.2} ms", us as f64 / 1e3)
+    } else {
+        format!("{:.3} s", us as f64 / 1e6)
+    }
+}
+
+/// Events per second over `over`; 0 for an empty interval.
+pub fn per_second(count: u64, over: Duration) -> f64 {
+    let s = over.as_secs_f64();
+    if s > 0.0 {
+        count as f64 / s
+    } else {
+        0.0
+    }
+}
+
+/// Memory growth per connection, in KiB (may be negative if the relay gave
+/// memory back); `None` without connections.
+pub fn kib_per_connection(before_kib: u64, after_kib: u64, connections: u64) -> Option<f64> {
+    (connections > 0).then(|| (after_kib as f64 - before_kib as f64) / connections as f64)
+}
+
+/// CPU use as a percentage of one core: `ticks` of CPU time (utime+stime)
+/// consumed during `wall`, with `ticks_per_sec` from `sysconf(_SC_CLK_TCK)`.
+/// 200 % means two cores were busy the whole time.
+pub fn cpu_percent(ticks: u64, ticks_per_sec: u64, wall: Duration) -> f64 {
+    let w = wall.as_secs_f64();
+    if w <= 0.0 || ticks_per_sec == 0 {
+        return 0.0;
+    }
+    ticks as f64 / ticks_per_sec as f64 / w * 100.0
+}
+
+/// Rounds to `digits` decimal places, for tidy JSON.
+pub fn round_to(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// Counts by label (error codes, close reasons, …). Sorted for stable output.
+pub type Tally = BTreeMap<String, u64>;
+
+/// Adds `n` to `label` in `t`.
+pub fn tally(t: &mut Tally, label: &str, n: u64) {
+    if let Some(v) = t.get_mut(label) {
+        *v += n;
+    } else {
+        t.insert(label.to_string(), n);
+    }
+}
+
+/// Merges `from` into `into`.
+pub fn merge_tally(into: &mut Tally, from: &Tally) {
+    for (k, v) in from {
+        tally(into, k, *v);
+    }
+}
+
+/// `rate_limited=3, internal=1`, or `none`.
+pub fn fmt_tally(t: &Tally) -> String {
+    if t.is_empty() {
+        return "none".into();
+    }
+    t.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What every scenario's result offers to the output stage.
+pub trait ScenarioReport {
+    /// `"idle"`, `"chat"`, …
+    fn scenario(&self) -> &'static str;
+    /// The parameters the run used, as JSON.
+    fn params(&self) -> serde_json::Value;
+    /// The measured figures, as JSON.
+    fn results(&self) -> serde_json::Value;
+    /// The multi-line summary for a person.
+    fn human(&self) -> String;
+    /// Why the run counts as failed (lost, duplicated or reordered
+    /// messages, …); empty when it passed. A non-empty list makes the
+    /// process exit non-zero so scripts notice.
+    fn failures(&self) -> Vec<String>;
+    /// Things a reader should know that are not failures (rate limiting,
+    /// a throttling window, …).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The single JSON line for a finished run.
+pub fn json_line(run_id: &str, unix_ms: u64, r: &dyn ScenarioReport) -> String {
+    serde_json::json!({
+        "scenario": r.scenario(),
+        "runId": run_id,
+        "loadgenVersion": env!("CARGO_PKG_VERSION"),
+        "unixMs": unix_ms,
+        "params": r.params(),
+        "results": r.results(),
+        "failures": r.failures(),
+        "warnings": r.warnings(),
+    })
+    .to_string()
+}
+
+/// The full human summary: the scenario's own lines plus warnings and the
+/// verdict.
+pub fn human_text(run_id: &str, r: &dyn ScenarioReport) -> String {
+    let mut s = format!("== ferrochat loadgen: {} (run {run_id}) ==\n", r.scenario());
+    s.push_str(&r.human());
+    for w in r.warnings() {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let f = r.failures();
+    if f.is_empty() {
+        s.push_str("verdict: PASS\n");
+    } else {
+        for x in &f {
+            let _ = writeln!(s, "FAIL: {x}");
+        }
+        s.push_str("verdict: FAIL\n");
+    }
+    s
+}
+
+/// A labelled line for the human summary: `label ........ value`.
+pub fn line(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "  {label:<28} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_uniform_distribution() {
+        let mut h = new_histogram();
+        for v in 1..=10_000u64 {
+            record_us(&mut h, v);
+        }
+        let s = LatencySummary::of(&h);
+        assert_eq!(s.count, 10_000);
+        // 3 significant digits: within 0.1 %.
+        assert!((4_995..=5_005).contains(&s.p50_us), "{s:?}");
+        assert!((9_890..=9_910).contains(&s.p99_us), "{s:?}");
+        assert!((9_980..=10_000).contains(&s.p999_us), "{s:?}");
+        assert!((9_995..=10_010).contains(&s.max_us), "{s:?}");
+        assert!((4_990..=5_010).contains(&s.mean_us), "{s:?}");
+    }
+
+    #[test]
+    fn tail_percentiles_see_rare_outliers() {
+        let mut h = new_histogram();
+        for _ in 0..995 {
+            record_us(&mut h, 100);
+        }
+        for _ in 0..5 {
+            record_us(&mut h, 50_000);
+        }
+        let s = LatencySummary::of(&h);
+        assert_eq!(s.p50_us, 100);
+        assert_eq!(s.p99_us, 100);
+        assert!(s.p999_us >= 49_950, "{s:?}");
+    }
+
+    #[test]
+    fn exact_percentiles_by_nearest_rank() {
+        // 1..=1000 in a scrambled order.
+        let mut v: Vec<u64> = (0..1000u64).map(|i| (i * 617) % 1000 + 1).collect();
+        let s = LatencySummary::of_values(&mut v);
+        assert_eq!(
+            (s.count, s.p50_us, s.p99_us, s.p999_us, s.max_us, s.mean_us),
+            (1000, 500, 990, 999, 1000, 501)
+        );
+        // Ranks round up: of 10 samples the p99 and p99.9 are the largest.
+        let mut ten: Vec<u64> = (1..=10).rev().collect();
+        let s = LatencySummary::of_values(&mut ten);
+        assert_eq!((s.p50_us, s.p99_us, s.p999_us, s.max_us), (5, 10, 10, 10));
+        // One sample is every percentile.
+        let s = LatencySummary::of_values(&mut [7]);
+        assert_eq!(
+            (s.count, s.p50_us, s.p999_us, s.max_us, s.mean_us),
+            (1, 7, 7, 7, 7)
+        );
+        assert_eq!(
+            LatencySummary::of_values(&mut []),
+            LatencySummary::default()
+        );
+        // Two slow samples in 1,000 are the p99.9; one in 1,001 is not.
+        let mut v = vec![100u64; 998];
+        v.extend([9_000, 9_000]);
+        assert_eq!(LatencySummary::of_values(&mut v).p999_us, 9_000);
+        let mut v = vec![100u64; 1000];
+        v.push(9_000);
+        let s = LatencySummary::of_values(&mut v);
+        assert_eq!((s.p999_us, s.max_us), (100, 9_000));
+    }
+
+    #[test]
+    fn empty_and_clamped_histograms() {
+        let mut h = new_histogram();
+        assert_eq!(LatencySummary::of(&h), LatencySummary::default());
+        assert_eq!(LatencySummary::of(&h).human(), "no samples");
+        record_us(&mut h, 0);
+        record_us(&mut h, u64::MAX);
+        let s = LatencySummary::of(&h);
+        assert_eq!(s.count, 2);
+        assert!(s.max_us >= MAX_TRACKED_US && s.max_us <= MAX_TRACKED_US + MAX_TRACKED_US / 500);
+        assert!(h.min() >= 1);
+    }
+
+    #[test]
+    fn derived_figures() {
+        assert_eq!(per_second(500, Duration::from_secs(2)), 250.0);
+        assert_eq!(per_second(5, Duration::ZERO), 0.0);
+        assert_eq!(kib_per_connection(1000, 21_000, 1000), Some(20.0));
+        assert_eq!(kib_per_connection(2000, 1000, 100), Some(-10.0));
+        assert_eq!(kib_per_connection(1, 2, 0), None);
+        // 150 ticks at 100 Hz over 3 s = 0.5 core.
+        assert_eq!(cpu_percent(150, 100, Duration::from_secs(3)), 50.0);
+        assert_eq!(cpu_percent(150, 100, Duration::ZERO), 0.0);
+        assert_eq!(round_to(1.23456, 2), 1.23);
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(fmt_us(999), "999 µs");
+        assert_eq!(fmt_us(1_500), "1.50 ms");
+        assert_eq!(fmt_us(2_500_000), "2.500 s");
+    }
+
+    #[test]
+    fn tallies_merge_and_print_sorted() {
+        let mut a = Tally::new();
+        tally(&mut a, "rate_limited", 2);
+        tally(&mut a, "internal", 1);
+        let mut b = Tally::new();
+        tally(&mut b, "rate_limited", 3);
+        merge_tally(&mut b, &a);
+        assert_eq!(fmt_tally(&b), "internal=1, rate_limited=5");
+        assert_eq!(fmt_tally(&Tally::new()), "none");
+    }
+
+    struct Fake(Vec<String>);
+    impl ScenarioReport for Fake {
+        fn scenario(&self) -> &'static str {
+            "fake"
+        }
+        fn params(&self) -> serde_json::Value {
+            serde_json::json!({"n": 1})
+        }
+        fn results(&self) -> serde_json::Value {
+            serde_json::json!({"lost": self.0.len()})
+        }
+        fn human(&self) -> String {
+            "  body\n".into()
+        }
+        fn failures(&self) -> Vec<String> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn output_forms() {
+        let ok = Fake(vec![]);
+        let line = json_line("abc", 7, &ok);
+        assert!(!line.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["scenario"], "fake");
+        assert_eq!(v["runId"], "abc");
+        assert_eq!(v["params"]["n"], 1);
+        assert_eq!(v["failures"].as_array().unwrap().len(), 0);
+        assert!(human_text("abc", &ok).ends_with("verdict: PASS\n"));
+        let bad = Fake(vec!["3 messages lost".into()]);
+        let text = human_text("abc", &bad);
+        assert!(text.contains("FAIL: 3 messages lost"));
+        assert!(text.ends_with("verdict: FAIL\n"));
+    }
+}
