@@ -1,0 +1,60 @@
+//! ferrochat's build orchestration, in Rust (the rust-analyzer "xtask"
+//! convention): `cargo xtask <command>`, no shell scripts, no Node, no
+//! trunk. The alias lives in `.cargo/config.toml`.
+//!
+//! - `cargo xtask dist [--out DIR]`: production build of the browser client.
+//! - `cargo xtask run [-- RELAY ARGS]`: `dist`, then the relay serving it.
+//! - `cargo xtask test`: sets up and runs every test, browser suite included.
+
+mod dist;
+mod run;
+mod test;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  dist [--out DIR]        build the SPA into DIR (default: <workspace>/dist)
+  run [-- RELAY ARGS...]  build dist, then run the relay serving it
+  test                    install test dependencies and run every test
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match cmd.as_deref() {
+        Some("dist") => parse_out(&rest).and_then(|out| dist::dist(&out)),
+        Some("run") => run::run(&rest),
+        Some("test") if rest.is_empty() => test::test(),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `dist`'s only option.
+fn parse_out(args: &[String]) -> util::Result<PathBuf> {
+    match args {
+        [] => Ok(util::workspace_root().join("dist")),
+        [flag, dir] if flag == "--out" => Ok(util::absolute(dir)),
+        [arg] if arg.starts_with("--out=") => Ok(util::absolute(&arg["--out=".len()..])),
+        _ => Err(format!("unexpected arguments {args:?}\n{USAGE}").into()),
+    }
+}
