@@ -76,6 +76,49 @@ async fn history_pages_backwards_without_gaps_or_repeats() {
     relay.stop().await;
 }
 
+/// A joiner's conversation list shows nothing from before their join, and a
+/// group without messages yet ranks by its creation, not below every chat.
+#[tokio::test]
+async fn the_conversation_list_hides_what_a_joiner_may_not_read() {
+    let relay = TestRelay::start(&[]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let g = relay.group(&a, "open house", true, &[]).await;
+    let mut alice = relay.login(&a).await;
+    alice.group_chat(g, "before", "before bob joined").await;
+    next_resp(&mut alice).await;
+    alice.chat(b.user_id, "d", "hi bob").await;
+    next_resp(&mut alice).await;
+
+    let (status, body) = relay
+        .post(
+            &format!("/api/groups/{g}/join"),
+            Some(&b.token),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = relay.get("/api/conversations", Some(&b.token)).await;
+    let list: Conversations = serde_json::from_value(body).unwrap();
+    assert_eq!(list.conversations.len(), 2);
+    let group = list
+        .conversations
+        .iter()
+        .find(|c| c.group.as_ref().is_some_and(|x| x.group_id == g))
+        .expect("the joined group is listed");
+    assert!(group.last_message.is_none(), "{:?}", group.last_message);
+    assert_eq!(group.unread, 0);
+
+    // A brand-new empty group ranks above older conversations (timestamps
+    // are milliseconds: step past the direct message's).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh = relay.group(&b, "fresh", false, &[]).await;
+    let (_, body) = relay.get("/api/conversations", Some(&b.token)).await;
+    let list: Conversations = serde_json::from_value(body).unwrap();
+    let first = list.conversations[0].group.as_ref().unwrap();
+    assert_eq!(first.group_id, fresh, "{list:?}");
+    assert!(list.conversations[0].last_message.is_none());
+}
+
 #[tokio::test]
 async fn the_conversation_list_and_read_receipts() {
     let relay = TestRelay::start(&[]).await;

@@ -659,10 +659,12 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
         conv: i64,
         kind: i64,
         read_seq: i64,
+        joined_seq: i64,
+        created_at: i64,
     }
     let rows: Vec<Row> = c
         .prepare_cached(
-            "SELECT mb.conv_id, c.kind, mb.read_seq FROM members mb
+            "SELECT mb.conv_id, c.kind, mb.read_seq, mb.joined_seq, c.created_at FROM members mb
              JOIN conversations c ON c.id = mb.conv_id WHERE mb.user_id = ?1",
         )?
         .query_map([user.0], |r| {
@@ -670,10 +672,15 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
                 conv: r.get(0)?,
                 kind: r.get(1)?,
                 read_seq: r.get(2)?,
+                joined_seq: r.get(3)?,
+                created_at: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(rows.len());
+    // Newest activity first; a conversation without messages yet (a group
+    // just created) ranks by when it was created, not below every other.
+    let mut activity = Vec::with_capacity(rows.len());
     for row in rows {
         let (peer, group, to) = if row.kind == KIND_GROUP {
             let g = group_summary(c, row.conv)?;
@@ -697,12 +704,13 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
             let to = Target::User(p.0);
             (Some(p), None, to)
         };
+        // Only what the viewer may read: a group's history starts at their join.
         let last = c
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.from_id
-                 WHERE m.conv_id = ?1 ORDER BY m.seq DESC LIMIT 1"
+                 WHERE m.conv_id = ?1 AND m.seq > ?2 ORDER BY m.seq DESC LIMIT 1"
             ))?
-            .query_row([row.conv], |r| {
+            .query_row([row.conv, row.joined_seq], |r| {
                 // As the viewer names the conversation: a one-to-one message
                 // is "to" whoever did not send it.
                 let from: i64 = r.get(2)?;
@@ -718,6 +726,7 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
                 "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND from_id != ?3",
             )?
             .query_row(params![row.conv, row.read_seq, user.0], |r| r.get(0))?;
+        activity.push(last.as_ref().map_or(row.created_at, |m| m.ts));
         out.push(ConversationSummary {
             kind: if group.is_some() {
                 ConversationKind::Group
@@ -737,8 +746,11 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
             peer_delivered_seq: peer.as_ref().map(|p| p.3 as u64),
         });
     }
-    out.sort_by_key(|s| std::cmp::Reverse(s.last_message.as_ref().map_or(0, |m| m.ts)));
-    Ok(Conversations { conversations: out })
+    let mut ranked: Vec<_> = activity.into_iter().zip(out).collect();
+    ranked.sort_by_key(|(ts, _)| std::cmp::Reverse(*ts));
+    Ok(Conversations {
+        conversations: ranked.into_iter().map(|(_, s)| s).collect(),
+    })
 }
 
 fn load_history(
