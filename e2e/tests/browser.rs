@@ -18,15 +18,8 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_sign_up_and_chat_both_ways() {
     run("two_users_sign_up_and_chat_both_ways", |env| async move {
-        let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-        let alice = env.browser("alice").await;
-        let bob = env.browser("bob").await;
-        alice.open().await;
-        bob.open().await;
-        alice.register(&alice_name).await;
-        alice.wait_connected(WAIT).await;
-        bob.register(&bob_name).await;
-        bob.wait_connected(WAIT).await;
+        let (alice_name, alice) = env.signed_up("alice").await;
+        let (bob_name, bob) = env.signed_up("bob").await;
         // Bob signed in after alice was online: she is in his online list
         // (polled every 10 s, and once at sign-in).
         bob.wait_for_within(
@@ -119,14 +112,8 @@ async fn two_users_sign_up_and_chat_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_the_session() {
     run("reload_keeps_the_session", |env| async move {
-        let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-        let alice = env.browser("alice").await;
-        let bob = env.browser("bob").await;
-        alice.open().await;
-        bob.open().await;
-        alice.register(&alice_name).await;
-        bob.register(&bob_name).await;
-        alice.wait_connected(WAIT).await;
+        let (alice_name, alice) = env.signed_up("alice").await;
+        let (bob_name, bob) = env.signed_up("bob").await;
 
         // A marker in the old page proves we later look at a new one.
         alice
@@ -168,15 +155,8 @@ async fn messages_sent_while_offline_arrive_in_order_once() {
     run(
         "messages_sent_while_offline_arrive_in_order_once",
         |env| async move {
-            let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-            let alice = env.browser("alice").await;
-            let bob = env.browser("bob").await;
-            alice.open().await;
-            bob.open().await;
-            alice.register(&alice_name).await;
-            bob.register(&bob_name).await;
-            alice.wait_connected(WAIT).await;
-            bob.wait_connected(WAIT).await;
+            let (alice_name, alice) = env.signed_up("alice").await;
+            let (bob_name, bob) = env.signed_up("bob").await;
 
             // A conversation that existed before alice left.
             bob.open_chat_via_search(&alice_name).await;
@@ -240,15 +220,8 @@ async fn both_clients_recover_from_a_relay_restart() {
     run(
         "both_clients_recover_from_a_relay_restart",
         |env| async move {
-            let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-            let alice = env.browser("alice").await;
-            let bob = env.browser("bob").await;
-            alice.open().await;
-            bob.open().await;
-            alice.register(&alice_name).await;
-            bob.register(&bob_name).await;
-            alice.wait_connected(WAIT).await;
-            bob.wait_connected(WAIT).await;
+            let (alice_name, alice) = env.signed_up("alice").await;
+            let (bob_name, bob) = env.signed_up("bob").await;
             alice.open_chat_via_search(&bob_name).await;
             let before = "Before the restart";
             alice.send(before).await;
@@ -554,15 +527,8 @@ async fn history_loads_older_pages_on_scroll_without_jumping() {
     run(
         "history_loads_older_pages_on_scroll_without_jumping",
         |env| async move {
-            let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-            let alice = env.browser("alice").await;
-            let bob = env.browser("bob").await;
-            alice.open().await;
-            bob.open().await;
-            alice.register(&alice_name).await;
-            bob.register(&bob_name).await;
-            alice.wait_connected(WAIT).await;
-            bob.wait_connected(WAIT).await;
+            let (alice_name, alice) = env.signed_up("alice").await;
+            let (bob_name, bob) = env.signed_up("bob").await;
             let alice_id = alice
                 .js(
                     "return JSON.parse(localStorage.getItem('ferrochat.session')).userId;",
@@ -663,15 +629,8 @@ async fn public_groups_join_rename_remove_and_leave() {
     run(
         "public_groups_join_rename_remove_and_leave",
         |env| async move {
-            let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-            let alice = env.browser("alice").await;
-            let bob = env.browser("bob").await;
-            alice.open().await;
-            bob.open().await;
-            alice.register(&alice_name).await;
-            bob.register(&bob_name).await;
-            alice.wait_connected(WAIT).await;
-            bob.wait_connected(WAIT).await;
+            let (alice_name, alice) = env.signed_up("alice").await;
+            let (_, bob) = env.signed_up("bob").await;
 
             let group = "Open house";
             bob.create_group(group, true).await;

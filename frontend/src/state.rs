@@ -1088,54 +1088,32 @@ mod tests {
         assert_eq!(s.group_results.len(), 1);
     }
 
+    /// The echo of a message "me" (user 1) sent from another tab.
+    fn my_echo(id: u128, to: i64, seq: u64, cid: &str) -> ServerFrame {
+        ServerFrame::Chat(ChatPush {
+            msg_id: MsgId::from_u128(id),
+            from_id: UserId(1),
+            from_name: "me".into(),
+            to: Target::User(UserId(to)),
+            content: Content::text("hey"),
+            ts: seq as i64,
+            seq,
+            client_msg_id: Some(cid.into()),
+        })
+    }
+
     #[test]
     fn online_list_fills_in_unknown_peer_names() {
         let s = signed_in();
-        let s = frame(
-            &s,
-            ServerFrame::Chat(ChatPush {
-                msg_id: MsgId::from_u128(3),
-                from_id: UserId(1),
-                from_name: "me".into(),
-                to: Target::User(UserId(5)),
-                content: Content::text("hey"),
-                ts: 1,
-                seq: 1,
-                client_msg_id: Some("t2-1".into()),
-            }),
-        );
+        let s = frame(&s, my_echo(3, 5, 1, "t2-1"));
         let k = ConvKey::User(UserId(5));
         assert_eq!(s.chat.conversation(k).unwrap().name, "user 5");
         let s = reduce(&s, Action::Online(vec![user(5, "eve")]));
         assert_eq!(s.chat.conversation(k).unwrap().name, "eve");
         // Already in the online list when the echo comes: named at once.
-        let s = frame(
-            &s,
-            ServerFrame::Chat(ChatPush {
-                msg_id: MsgId::from_u128(4),
-                from_id: UserId(1),
-                from_name: "me".into(),
-                to: Target::User(UserId(6)),
-                content: Content::text("hey"),
-                ts: 1,
-                seq: 1,
-                client_msg_id: Some("t2-2".into()),
-            }),
-        );
+        let s = frame(&s, my_echo(4, 6, 1, "t2-2"));
         let s = reduce(&s, Action::Online(vec![user(6, "fay")]));
-        let s = frame(
-            &s,
-            ServerFrame::Chat(ChatPush {
-                msg_id: MsgId::from_u128(5),
-                from_id: UserId(1),
-                from_name: "me".into(),
-                to: Target::User(UserId(6)),
-                content: Content::text("again"),
-                ts: 2,
-                seq: 2,
-                client_msg_id: Some("t2-3".into()),
-            }),
-        );
+        let s = frame(&s, my_echo(5, 6, 2, "t2-3"));
         assert_eq!(
             s.chat.conversation(ConvKey::User(UserId(6))).unwrap().name,
             "fay"

@@ -387,6 +387,17 @@ impl Env {
         }
     }
 
+    /// A new user in a new browser session, signed up and connected: the
+    /// start of most scenarios. Returns the username and the browser.
+    pub async fn signed_up(&self, role: &str) -> (String, Browser) {
+        let name = self.username(role);
+        let browser = self.browser(role).await;
+        browser.open().await;
+        browser.register(&name).await;
+        browser.wait_connected(WAIT).await;
+        (name, browser)
+    }
+
     /// A new browser (own WebDriver session, own fresh profile), not yet on
     /// any page. `label` names it in logs and artifacts.
     pub async fn browser(&self, label: &str) -> Browser {

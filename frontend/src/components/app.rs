@@ -90,6 +90,41 @@ fn flush_read(
     }
 }
 
+/// A search box's callback: the query is recorded at once (the input stays
+/// responsive), and `fetch` runs once typing pauses for
+/// `SEARCH_DEBOUNCE_MS`; its answer is dispatched tagged with the query it
+/// was for, so a late answer to an old query cannot overwrite a newer one.
+/// An empty query cancels the pending fetch.
+fn debounced_search<T, Fut>(
+    state: UseReducerHandle<State>,
+    timer: Rc<RefCell<Option<Timeout>>>,
+    token: String,
+    typed: fn(String) -> Action,
+    fetch: fn(String, String) -> Fut,
+    found: fn(String, T) -> Action,
+) -> Callback<String>
+where
+    T: 'static,
+    Fut: std::future::Future<Output = Result<T, http::ApiFailure>> + 'static,
+{
+    Callback::from(move |query: String| {
+        state.dispatch(typed(query.clone()));
+        let q = query.trim().to_string();
+        if q.is_empty() {
+            timer.borrow_mut().take();
+            return;
+        }
+        let (state, token) = (state.clone(), token.clone());
+        *timer.borrow_mut() = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
+            spawn_local(async move {
+                if let Ok(r) = fetch(token, q).await {
+                    state.dispatch(found(query, r));
+                }
+            });
+        }));
+    })
+}
+
 /// The app.
 #[function_component(App)]
 pub fn app() -> Html {
@@ -362,46 +397,22 @@ pub fn app() -> Html {
             }
         })
     };
-    let on_search = {
-        let (state, timer) = (state.clone(), search_timer.clone());
-        let token = session.token.clone();
-        Callback::from(move |query: String| {
-            state.dispatch(Action::SearchQuery(query.clone()));
-            let q = query.trim().to_string();
-            if q.is_empty() {
-                timer.borrow_mut().take();
-                return;
-            }
-            let (state, token) = (state.clone(), token.clone());
-            *timer.borrow_mut() = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-                spawn_local(async move {
-                    if let Ok(users) = http::search(&token, &q).await {
-                        state.dispatch(Action::SearchResults { query, users });
-                    }
-                });
-            }));
-        })
-    };
-    let on_group_query = {
-        let (state, timer) = (state.clone(), group_timer.clone());
-        let token = session.token.clone();
-        Callback::from(move |query: String| {
-            state.dispatch(Action::GroupQuery(query.clone()));
-            let q = query.trim().to_string();
-            if q.is_empty() {
-                timer.borrow_mut().take();
-                return;
-            }
-            let (state, token) = (state.clone(), token.clone());
-            *timer.borrow_mut() = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-                spawn_local(async move {
-                    if let Ok(groups) = http::find_groups(&token, &q).await {
-                        state.dispatch(Action::GroupResults { query, groups });
-                    }
-                });
-            }));
-        })
-    };
+    let on_search = debounced_search(
+        state.clone(),
+        search_timer.clone(),
+        session.token.clone(),
+        Action::SearchQuery,
+        |token, q| async move { http::search(&token, &q).await },
+        |query, users| Action::SearchResults { query, users },
+    );
+    let on_group_query = debounced_search(
+        state.clone(),
+        group_timer.clone(),
+        session.token.clone(),
+        Action::GroupQuery,
+        |token, q| async move { http::find_groups(&token, &q).await },
+        |query, groups| Action::GroupResults { query, groups },
+    );
     let on_group = {
         let state = state.clone();
         move |open: bool| {
