@@ -27,7 +27,9 @@
 
 use crate::client::{self, Account, Target, Ws};
 use crate::idle::{close_cleanly, ser_secs};
-use crate::report::{self, fmt_tally, line, LatencySummary, ScenarioReport, Tally};
+use crate::report::{
+    self, fmt_mib, fmt_pct, fmt_tally, line, LatencySummary, ScenarioReport, Tally,
+};
 use crate::track::{reconcile, Answer, Arrival, Reconciled, RecvLog, SendLog};
 use crate::wire::{self, frame_type as ft, Lite, MsgTag, NotOurs};
 use crate::{parse_duration, sys, Ctx, Error};
@@ -411,28 +413,22 @@ impl ScenarioReport for ChatReport {
             format!("{} / {}", self.window_stalls, self.window_delayed),
         );
         line(&mut s, "drain", format!("{:.2} s", self.drain_secs));
-        let mib = |k: Option<u64>| {
-            k.map_or("n/a".to_string(), |k| {
-                format!("{:.1} MiB", k as f64 / 1024.0)
-            })
-        };
         line(
             &mut s,
             "relay RSS before / after",
             format!(
                 "{} / {}",
-                mib(self.relay_rss_before_kib),
-                mib(self.relay_rss_after_kib)
+                fmt_mib(self.relay_rss_before_kib),
+                fmt_mib(self.relay_rss_after_kib)
             ),
         );
-        let pct = |c: Option<f64>| c.map_or("n/a".to_string(), |c| format!("{c:.1} %"));
         line(
             &mut s,
             "CPU relay / loadgen",
             format!(
                 "{} / {} of one core",
-                pct(self.relay_cpu_pct),
-                pct(self.loadgen_cpu_pct)
+                fmt_pct(self.relay_cpu_pct),
+                fmt_pct(self.loadgen_cpu_pct)
             ),
         );
         line(&mut s, "problems", fmt_tally(&self.problems));
@@ -492,24 +488,14 @@ impl ScenarioReport for ChatReport {
                 self.delivered - self.receipts
             ));
         }
-        if self.ack_resps < self.acks_sent {
-            w.push(format!(
-                "{} ACKs got no 91",
-                self.acks_sent - self.ack_resps
-            ));
-        }
-        if self.stale > 0 {
-            w.push(format!(
-                "{} pushes left over from earlier runs on these accounts were acked and ignored",
-                self.stale
-            ));
-        }
-        if !self.problems.is_empty() {
-            w.push(format!("problems: {}", fmt_tally(&self.problems)));
-        }
-        if self.relay_rss_before_kib.is_none() {
-            w.push("relay memory and CPU not measured (pass --relay-pid)".into());
-        }
+        report::delivery_warnings(
+            &mut w,
+            self.acks_sent,
+            self.ack_resps,
+            self.stale,
+            &self.problems,
+            self.relay_rss_before_kib.is_some(),
+        );
         w
     }
 }

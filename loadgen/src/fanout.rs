@@ -28,7 +28,9 @@
 use crate::chat::{run_recipient, ProgressSink, RecvOut, RecvSpec};
 use crate::client::{self, Account, Api, SessionError, Target, Ws};
 use crate::idle::{close_cleanly, ser_secs};
-use crate::report::{self, fmt_tally, fmt_us, line, LatencySummary, ScenarioReport, Tally};
+use crate::report::{
+    self, fmt_mib, fmt_pct, fmt_tally, fmt_us, line, LatencySummary, ScenarioReport, Tally,
+};
 use crate::track::{reconcile, Reconciled, SendLog};
 use crate::wire::{self, frame_type as ft, Lite, MsgTag};
 use crate::{parse_duration, sys, Ctx, Error};
@@ -547,29 +549,23 @@ impl ScenarioReport for FanoutReport {
             ),
         );
         line(&mut s, "drain", format!("{:.2} s", self.drain_secs));
-        let mib = |k: Option<u64>| {
-            k.map_or("n/a".to_string(), |k| {
-                format!("{:.1} MiB", k as f64 / 1024.0)
-            })
-        };
         line(
             &mut s,
             "relay RSS idle/conn/after",
             format!(
                 "{} / {} / {}",
-                mib(self.relay_rss_before_connect_kib),
-                mib(self.relay_rss_connected_kib),
-                mib(self.relay_rss_after_kib)
+                fmt_mib(self.relay_rss_before_connect_kib),
+                fmt_mib(self.relay_rss_connected_kib),
+                fmt_mib(self.relay_rss_after_kib)
             ),
         );
-        let pct = |c: Option<f64>| c.map_or("n/a".to_string(), |c| format!("{c:.1} %"));
         line(
             &mut s,
             "CPU relay / loadgen",
             format!(
                 "{} / {} of one core (send phase)",
-                pct(self.relay_cpu_pct),
-                pct(self.loadgen_cpu_pct)
+                fmt_pct(self.relay_cpu_pct),
+                fmt_pct(self.loadgen_cpu_pct)
             ),
         );
         line(&mut s, "problems", fmt_tally(&self.problems));
@@ -645,12 +641,6 @@ impl ScenarioReport for FanoutReport {
         if self.errors.contains_key("rate_limited") {
             w.push("rate limited: start the relay with a higher --rate-limit/--rate-burst".into());
         }
-        if self.ack_resps < self.acks_sent {
-            w.push(format!(
-                "{} ACKs got no 91",
-                self.acks_sent - self.ack_resps
-            ));
-        }
         if self.group_members > self.args.members as u64 + 1 {
             w.push(format!(
                 "the group has {} members, {} of them not in this run (offline)",
@@ -658,18 +648,14 @@ impl ScenarioReport for FanoutReport {
                 self.group_members - self.args.members as u64 - 1
             ));
         }
-        if self.stale > 0 {
-            w.push(format!(
-                "{} pushes left over from earlier runs on these accounts were acked and ignored",
-                self.stale
-            ));
-        }
-        if !self.problems.is_empty() {
-            w.push(format!("problems: {}", fmt_tally(&self.problems)));
-        }
-        if self.relay_rss_connected_kib.is_none() {
-            w.push("relay memory and CPU not measured (pass --relay-pid)".into());
-        }
+        report::delivery_warnings(
+            &mut w,
+            self.acks_sent,
+            self.ack_resps,
+            self.stale,
+            &self.problems,
+            self.relay_rss_connected_kib.is_some(),
+        );
         w
     }
 }

@@ -164,6 +164,45 @@ pub fn merge_tally(into: &mut Tally, from: &Tally) {
 }
 
 /// `rate_limited=3, internal=1`, or `none`.
+/// A relay memory reading in MiB, or "n/a" when it was not measured.
+pub fn fmt_mib(kib: Option<u64>) -> String {
+    kib.map_or("n/a".to_string(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    })
+}
+
+/// A CPU reading in percent of one core, or "n/a" when it was not measured.
+pub fn fmt_pct(cpu: Option<f64>) -> String {
+    cpu.map_or("n/a".to_string(), |c| format!("{c:.1} %"))
+}
+
+/// What the message scenarios (chat, fanout) have to say beyond their own
+/// warnings: unanswered ACKs, backlog from earlier runs, problems, and a
+/// relay that was not measured.
+pub fn delivery_warnings(
+    w: &mut Vec<String>,
+    acks_sent: u64,
+    ack_resps: u64,
+    stale: u64,
+    problems: &Tally,
+    relay_measured: bool,
+) {
+    if ack_resps < acks_sent {
+        w.push(format!("{} ACKs got no 91", acks_sent - ack_resps));
+    }
+    if stale > 0 {
+        w.push(format!(
+            "{stale} pushes left over from earlier runs on these accounts were acked and ignored"
+        ));
+    }
+    if !problems.is_empty() {
+        w.push(format!("problems: {}", fmt_tally(problems)));
+    }
+    if !relay_measured {
+        w.push("relay memory and CPU not measured (pass --relay-pid)".into());
+    }
+}
+
 pub fn fmt_tally(t: &Tally) -> String {
     if t.is_empty() {
         return "none".into();
@@ -334,6 +373,31 @@ mod tests {
         assert_eq!(fmt_us(999), "999 µs");
         assert_eq!(fmt_us(1_500), "1.50 ms");
         assert_eq!(fmt_us(2_500_000), "2.500 s");
+    }
+
+    #[test]
+    fn shared_formats_and_delivery_warnings() {
+        assert_eq!(fmt_mib(Some(1536)), "1.5 MiB");
+        assert_eq!(fmt_mib(None), "n/a");
+        assert_eq!(fmt_pct(Some(12.34)), "12.3 %");
+        assert_eq!(fmt_pct(None), "n/a");
+
+        let mut w = Vec::new();
+        delivery_warnings(&mut w, 10, 10, 0, &Tally::new(), true);
+        assert!(w.is_empty(), "{w:?}");
+
+        let mut problems = Tally::new();
+        tally(&mut problems, "closed", 2);
+        delivery_warnings(&mut w, 10, 7, 4, &problems, false);
+        assert_eq!(
+            w,
+            [
+                "3 ACKs got no 91",
+                "4 pushes left over from earlier runs on these accounts were acked and ignored",
+                "problems: closed=2",
+                "relay memory and CPU not measured (pass --relay-pid)",
+            ]
+        );
     }
 
     #[test]
