@@ -183,6 +183,24 @@ struct SenderOut {
     problems: Tally,
 }
 
+impl SenderOut {
+    /// Nothing counted yet; sends are recorded in `log`.
+    fn new(log: SendLog) -> SenderOut {
+        SenderOut {
+            log,
+            resp_hist: report::new_histogram(),
+            lag_hist: report::new_histogram(),
+            sent_in_window: 0,
+            stored_in_window: 0,
+            receipts: 0,
+            window_stalls: 0,
+            window_delayed: 0,
+            errors: Tally::new(),
+            problems: Tally::new(),
+        }
+    }
+}
+
 /// What a recipient task hands back.
 pub struct RecvOut {
     /// Arrivals of the stream this recipient expects.
@@ -1007,18 +1025,7 @@ async fn run_sender(
     let mut s = Sender {
         cfg,
         run: run.clone(),
-        out: SenderOut {
-            log: SendLog::with_capacity(expected),
-            resp_hist: report::new_histogram(),
-            lag_hist: report::new_histogram(),
-            sent_in_window: 0,
-            stored_in_window: 0,
-            receipts: 0,
-            window_stalls: 0,
-            window_delayed: 0,
-            errors: Tally::new(),
-            problems: Tally::new(),
-        },
+        out: SenderOut::new(SendLog::with_capacity(expected)),
         inflight: 0,
         next_seq: 1,
         sending: true,
@@ -1521,21 +1528,6 @@ mod tests {
         assert_eq!(out.delivered_in_window, 0);
     }
 
-    fn sender_out(log: SendLog) -> SenderOut {
-        SenderOut {
-            log,
-            resp_hist: report::new_histogram(),
-            lag_hist: report::new_histogram(),
-            sent_in_window: 0,
-            stored_in_window: 0,
-            receipts: 0,
-            window_stalls: 0,
-            window_delayed: 0,
-            errors: Tally::new(),
-            problems: Tally::new(),
-        }
-    }
-
     #[test]
     fn assemble_finds_loss_and_duplicates_across_pairs() {
         let mut s0 = SendLog::default();
@@ -1557,7 +1549,7 @@ mod tests {
         r0.delivered_in_window = 3;
         r1.delivered_in_window = 2;
         let a = args();
-        let rep = assemble(&a, &[sender_out(s0), sender_out(s1)], &[r0, r1]);
+        let rep = assemble(&a, &[SenderOut::new(s0), SenderOut::new(s1)], &[r0, r1]);
         assert_eq!(
             (rep.sent, rep.delivered, rep.lost, rep.duplicates),
             (6, 5, 1, 1)

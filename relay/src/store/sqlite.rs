@@ -677,10 +677,10 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    // Each with its last activity, for the order: newest first; a
+    // conversation without messages yet (a group just created) ranks by
+    // when it was created, not below every other.
     let mut out = Vec::with_capacity(rows.len());
-    // Newest activity first; a conversation without messages yet (a group
-    // just created) ranks by when it was created, not below every other.
-    let mut activity = Vec::with_capacity(rows.len());
     for row in rows {
         let (peer, group, to) = if row.kind == KIND_GROUP {
             let g = group_summary(c, row.conv)?;
@@ -726,30 +726,32 @@ fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversa
                 "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND from_id != ?3",
             )?
             .query_row(params![row.conv, row.read_seq, user.0], |r| r.get(0))?;
-        activity.push(last.as_ref().map_or(row.created_at, |m| m.ts));
-        out.push(ConversationSummary {
-            kind: if group.is_some() {
-                ConversationKind::Group
-            } else {
-                ConversationKind::Direct
+        let activity = last.as_ref().map_or(row.created_at, |m| m.ts);
+        out.push((
+            activity,
+            ConversationSummary {
+                kind: if group.is_some() {
+                    ConversationKind::Group
+                } else {
+                    ConversationKind::Direct
+                },
+                peer: peer.as_ref().map(|p| UserSummary {
+                    user_id: p.0,
+                    username: p.1.clone(),
+                }),
+                group,
+                last_seq: last.as_ref().map_or(0, |m| m.seq),
+                last_message: last,
+                unread: unread as u64,
+                read_seq: row.read_seq as u64,
+                peer_read_seq: peer.as_ref().map(|p| p.2 as u64),
+                peer_delivered_seq: peer.as_ref().map(|p| p.3 as u64),
             },
-            peer: peer.as_ref().map(|p| UserSummary {
-                user_id: p.0,
-                username: p.1.clone(),
-            }),
-            group,
-            last_seq: last.as_ref().map_or(0, |m| m.seq),
-            last_message: last,
-            unread: unread as u64,
-            read_seq: row.read_seq as u64,
-            peer_read_seq: peer.as_ref().map(|p| p.2 as u64),
-            peer_delivered_seq: peer.as_ref().map(|p| p.3 as u64),
-        });
+        ));
     }
-    let mut ranked: Vec<_> = activity.into_iter().zip(out).collect();
-    ranked.sort_by_key(|(ts, _)| std::cmp::Reverse(*ts));
+    out.sort_by_key(|(activity, _)| std::cmp::Reverse(*activity));
     Ok(Conversations {
-        conversations: ranked.into_iter().map(|(_, s)| s).collect(),
+        conversations: out.into_iter().map(|(_, s)| s).collect(),
     })
 }
 
