@@ -256,6 +256,12 @@ pub async fn ws_upgrade(
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
     });
+    Ok(switching_protocols(&accept))
+}
+
+/// The 101 answer to a WebSocket handshake, given its `Sec-WebSocket-Accept`
+/// (from `derive_accept_key`).
+pub fn switching_protocols(accept: &str) -> warp::reply::Response {
     let mut res = Response::new(warp::hyper::body::Bytes::new().into());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
@@ -263,9 +269,9 @@ pub async fn ws_upgrade(
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(
         header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+        HeaderValue::from_str(accept).expect("base64 is a valid header value"),
     );
-    Ok(res)
+    res
 }
 
 /// Turns every rejection into a JSON error body with the right status.
