@@ -2,12 +2,15 @@
 # Runs the benchmark matrix recorded in docs/benchmarks.md, against release
 # builds of the relay and the load generator on this machine.
 #
-#   loadgen/bench.sh [chat|latency|idle|fanout|all] [RUNS]
+#   loadgen/bench.sh [chat|latency|idle|fanout|floor|all] [RUNS]
 #
 # Each case starts a fresh relay on 127.0.0.1:9100 with a fresh database in
 # $BENCH_DIR (default /tmp/ferrochat-bench) and prints one JSON line per run
 # (loadgen's own report) prefixed with the case name. (fanout: a fresh relay
 # per run too, but one database and accounts file for all of its runs.)
+# `floor` (not part of `all`) alternates, run by run, the relay with
+# relay/examples/floor_relay.rs, a storage-free relay, plain and with its
+# fsynced log: the latency floor of this machine, at 10,000 msg/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -15,6 +18,9 @@ runs=${2:-3}
 dir=${BENCH_DIR:-/tmp/ferrochat-bench}
 mkdir -p "$dir"
 cargo build --release -q -p ferrochat-relay -p loadgen
+if [ "$what" = floor ]; then
+    cargo build --release -q -p ferrochat-relay --example floor_relay
+fi
 bin=${CARGO_TARGET_DIR:-target}/release
 port=9100
 url=http://127.0.0.1:$port
@@ -29,6 +35,23 @@ stop_relay() {
 }
 trap stop_relay EXIT
 
+# start_floor [floor_relay flags...]: the storage-free relay, same port.
+start_floor() {
+    stop_relay
+    "$bin/examples/floor_relay" --listen "127.0.0.1:$port" "$@" >"$dir/relay.log" 2>&1 &
+    relay_pid=$!
+    wait_ready
+}
+
+wait_ready() {
+    for _ in $(seq 100); do
+        curl -sf "$url/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "relay did not start" >&2
+    exit 2
+}
+
 # start_relay DB_URL SYNC [extra relay flags...]
 start_relay() {
     local db=$1 sync=$2
@@ -38,12 +61,7 @@ start_relay() {
     "$bin/ferrochat-relay" --listen "127.0.0.1:$port" --db "$db" --sqlite-sync "$sync" \
         --rate-limit 1000000 --rate-burst 1000000 --log warn "$@" >"$dir/relay.log" 2>&1 &
     relay_pid=$!
-    for _ in $(seq 100); do
-        curl -sf "$url/healthz" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "relay did not start" >&2
-    exit 2
+    wait_ready
 }
 
 # Every run gets a fresh relay and database; the generator registers its
@@ -75,6 +93,21 @@ latency | all)
 idle | all)
     run_case idle-19900 "$file_db" full -- idle --connections 19900 --tabs 50 --ping-interval 10s --hold 60s --connect-concurrency 256
     ;;&
+floor)
+    latency=(chat --pairs 100 --rate 10000 --duration 15s)
+    for i in $(seq "$runs"); do
+        for case in relay floor floor-log; do
+            case $case in
+            relay) start_relay "$file_db" full ;;
+            floor) start_floor ;;
+            floor-log) start_floor --log "$dir/floor.log" ;;
+            esac
+            printf '%s run %s: ' "latency-$case" "$i"
+            "$bin/loadgen" --url "$url" --relay-pid "$relay_pid" --quiet --json "${latency[@]}" || true
+        done
+    done
+    stop_relay
+    ;;
 fanout | all)
     if "$bin/loadgen" fanout --help >/dev/null 2>&1; then
         # 5,001 registrations take minutes (argon2), so the fan-out runs share

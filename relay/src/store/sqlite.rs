@@ -136,7 +136,7 @@ const WAL_TRUNCATE_BYTES: u64 = 256 << 20;
 /// this happened every ~30 ms at 10,000 msg/s; at 10,000 pages (~40 MiB of
 /// WAL, under `journal_size_limit`) the store stage answers 92 % of
 /// messages within 1 ms instead of 77 %, and the mean end-to-end latency
-/// drops by a third (docs/benchmarks.md, "Third round"). Disabling it
+/// drops by a quarter (docs/benchmarks.md, "Third round"). Disabling it
 /// altogether is worse: the WAL never restarts and grows until a truncating
 /// checkpoint stalls everything.
 const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
