@@ -86,6 +86,17 @@ pub struct Config {
     )]
     pub sqlite_sync: SyncMode,
 
+    /// Size of the commit log (`<db>-log`) in MiB. Chats are durable once
+    /// appended to it; it is reused from its start once SQLite has them,
+    /// and a chat waits while it is full of unapplied ones.
+    #[arg(
+        long,
+        env = "FERROCHAT_COMMIT_LOG_MIB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=4096)
+    )]
+    pub commit_log_mib: u64,
+
     /// Directory with the built SPA (`cargo xtask dist` writes `dist/`).
     #[arg(long, env = "FERROCHAT_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
@@ -197,5 +208,6 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(30));
         assert_eq!(c.ack_timeout, Duration::from_secs(5));
         assert_eq!(c.sqlite_sync, SyncMode::Full);
+        assert_eq!(c.commit_log_mib, 64);
     }
 }

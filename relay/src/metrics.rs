@@ -11,7 +11,7 @@ macro_rules! metrics {
         #[derive(Debug, Default)]
         pub struct Metrics {
             $( $(#[doc = $doc])* pub $name: metrics!(@ty $kind), )*
-            /// Time from a chat's arrival to the end of its commit.
+            /// Time from a chat's arrival to the moment it is durable and answered.
             pub store_latency: Histogram,
         }
 
@@ -28,7 +28,7 @@ macro_rules! metrics {
                 self.store_latency.render(
                     &mut out,
                     "ferrochat_store_latency_seconds",
-                    "Time from a chat's arrival at the relay to the end of the transaction that stored it.",
+                    "Time from a chat's arrival at the relay to the moment it is durable (in the commit log) and answered.",
                 );
                 out
             }
@@ -133,6 +133,12 @@ metrics! {
     counter store_commit_micros_total: "ferrochat_store_commit_micros_total",
     /// Storage transactions that failed.
     counter store_failures_total: "ferrochat_store_failures_total",
+    /// Appends to the commit log (each one write and one fdatasync).
+    counter log_appends_total: "ferrochat_log_appends_total",
+    /// Chats made durable in the commit log.
+    counter log_records_total: "ferrochat_log_records_total",
+    /// Commit log appends that failed and were retried.
+    counter log_failures_total: "ferrochat_log_failures_total",
 }
 
 #[cfg(test)]

@@ -246,6 +246,20 @@ pub enum GroupOp {
     },
 }
 
+impl GroupOp {
+    /// The existing group it changes (`None` for a new one).
+    pub fn group(&self) -> Option<GroupId> {
+        match self {
+            GroupOp::Create { .. } => None,
+            GroupOp::Add { group, .. }
+            | GroupOp::Join { group, .. }
+            | GroupOp::Leave { group, .. }
+            | GroupOp::Remove { group, .. }
+            | GroupOp::Rename { group, .. } => Some(*group),
+        }
+    }
+}
+
 /// What a committed batch produced, one entry per chat, in commit order.
 #[derive(Debug)]
 pub enum Committed {
@@ -460,6 +474,7 @@ pub fn open(
         return Ok(Arc::new(sqlite::SqliteStore::open(
             location,
             config.sqlite_sync,
+            config.commit_log_mib << 20,
             sink,
             metrics,
         )?));

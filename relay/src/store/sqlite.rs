@@ -1,14 +1,24 @@
 //! Embedded SQLite storage, the single-box default.
 //!
-//! - One **writer thread** owns the only write connection. It takes every
-//!   operation waiting in the queue, writes them in one transaction, commits
-//!   (one fsync with `synchronous=FULL`), then hands the results to the
-//!   [`CommitSink`] in order. Under load the batches grow by themselves, so
-//!   the fsync cost is shared by hundreds of messages (group commit).
+//! - Every write enters the **front thread** (`front.rs`), in order. It
+//!   resolves chats in memory, appends each group of them to the commit log
+//!   (`log.rs`) with one `fdatasync`, and answers: a chat is durable once it
+//!   is in the log. Everything, resolved chats included, then goes on in the
+//!   same order to:
+//! - the **indexer thread** (`Writer` below), which owns the only write
+//!   connection. It takes every operation waiting, writes them in one
+//!   transaction (one fsync with `synchronous=FULL`), records the last log
+//!   sequence number applied in the same transaction, and hands the results
+//!   of the other writes to the [`CommitSink`] in order. Under load the
+//!   batches grow by themselves (group commit). At start, log records past
+//!   the applied number are replayed before anything else runs.
 //! - Reads run on a small pool of read-only connections on tokio's blocking
 //!   threads; WAL mode lets them proceed while the writer writes.
 //! - A checkpointer thread copies the WAL back into the database file in the
 //!   background, so the writer never stalls on a checkpoint.
+
+mod front;
+mod log;
 
 use super::*;
 use crate::clock::now_ms;
@@ -21,7 +31,7 @@ use shared::api::{
 use shared::{GroupEvent, GroupEventKind, GroupId, MsgId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -105,19 +115,26 @@ CREATE UNIQUE INDEX messages_idempotency ON messages(from_id, client_msg_id)
 -- Groups: searching public groups by name.
 CREATE INDEX groups_by_name ON conversations(kind, is_public, name COLLATE NOCASE);
 "#,
+    r#"
+-- The commit log (store/sqlite/log.rs): the last record applied here,
+-- written in the same transaction as the record's message.
+CREATE TABLE log_state (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    applied_lsn INTEGER NOT NULL
+);
+INSERT INTO log_state (id, applied_lsn) VALUES (1, 0);
+"#,
 ];
 
-/// Group-commit coalescing under load: when the previous commit ended less
-/// than `BUSY_GAP` ago and fewer than `COALESCE_BELOW` operations wait, the
-/// writer waits `COALESCE` for more. Measured at 10,000 msg/s: a third of
-/// the commits, and a lower p99 (see docs/benchmarks.md).
-const BUSY_GAP: Duration = Duration::from_millis(2);
-const COALESCE: Duration = Duration::from_micros(200);
-const COALESCE_BELOW: usize = 8;
-/// Most operations in one transaction.
+/// Most operations the front takes at once, and in one indexer transaction.
 const MAX_BATCH: usize = 4096;
 /// Write queue capacity; producers wait when it is full.
 const QUEUE: usize = 8192;
+/// Batches handed from the front to the indexer and not yet taken; the
+/// front waits when it is full (backpressure).
+const INDEX_QUEUE: usize = 256;
+/// Pause before retrying an indexer transaction of logged chats that failed.
+const RETRY_GAP: Duration = Duration::from_millis(100);
 /// Pending cursor updates that force a write before the next flush tick.
 const MAX_PENDING_CURSORS: usize = 50_000;
 /// Batches up to this many chats are dispatched on the writer thread when
@@ -141,9 +158,91 @@ const WAL_TRUNCATE_BYTES: u64 = 256 << 20;
 /// checkpoint stalls everything.
 const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 
+/// What reaches the front thread.
 enum Cmd {
     Write(Write),
     Close(oneshot::Sender<()>),
+}
+
+/// One operation for the indexer.
+enum Op {
+    /// Anything but a resolved chat; the indexer does it and answers.
+    Write(Write),
+    /// A chat already logged and answered: insert it.
+    Logged(log::Record),
+}
+
+/// What reaches the indexer thread, from the front only.
+enum IndexCmd {
+    Ops(Vec<Op>),
+    /// Answered once everything before it is committed.
+    Barrier(std::sync::mpsc::SyncSender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// How far the commit log and the indexer have come, in log sequence
+/// numbers.
+struct Progress {
+    /// Last record durable in the log (and so possibly answered and pushed).
+    logged: AtomicU64,
+    /// Last record committed to SQLite.
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+impl Progress {
+    fn new(lsn: u64) -> Progress {
+        Progress {
+            logged: AtomicU64::new(lsn),
+            applied: tokio::sync::watch::Sender::new(lsn),
+        }
+    }
+
+    fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until SQLite holds every chat logged when this was called:
+    /// a read that must see every message already pushed waits for this.
+    /// Instant when the indexer is idle.
+    async fn caught_up(&self) {
+        let target = self.logged.load(Acquire);
+        if self.applied() >= target {
+            return;
+        }
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|a| *a >= target).await;
+    }
+}
+
+/// Hands answered batches to the [`CommitSink`], in order. Shared by the
+/// front (logged chats) and the indexer (everything else); the front waits
+/// for the indexer around the writes whose order matters, so one FIFO
+/// keeps the order.
+struct Dispatch {
+    sink: Arc<dyn CommitSink>,
+    /// To the dispatch thread.
+    queue: std::sync::mpsc::SyncSender<Vec<Committed>>,
+    /// Batches handed to the dispatch thread and not yet done.
+    busy: Arc<AtomicUsize>,
+}
+
+impl Dispatch {
+    fn send(&self, batch: Vec<Committed>) {
+        if batch.is_empty() {
+            return;
+        }
+        // A small batch with nothing ahead of it in the dispatch thread is
+        // dispatched right here: a thread hand-off costs more latency than
+        // the work. Big batches (load) go to the dispatch thread, so the
+        // next group overlaps with their fan-out.
+        if batch.len() <= INLINE_DISPATCH && self.busy.load(Acquire) == 0 {
+            self.sink.committed(batch);
+        } else {
+            self.busy.fetch_add(1, Relaxed);
+            // Blocks while the dispatcher is far behind: backpressure.
+            let _ = self.queue.send(batch);
+        }
+    }
 }
 
 /// The SQLite backend.
@@ -159,7 +258,7 @@ struct TempFile(PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", "-log"] {
             let mut p = self.0.clone().into_os_string();
             p.push(suffix);
             let _ = std::fs::remove_file(p);
@@ -200,7 +299,8 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// Applies the missing migrations; true if the database was new.
+fn migrate(conn: &mut Connection) -> Result<bool> {
     let version: usize =
         conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
@@ -216,15 +316,118 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.commit()?;
         tracing::info!(version = i + 1, "applied schema migration");
     }
+    Ok(version == 0)
+}
+
+/// Inserts the log records SQLite does not have yet, in one transaction;
+/// returns the last LSN in use.
+fn replay(conn: &mut Connection, path: &Path) -> Result<u64> {
+    let applied = applied_lsn(conn)?;
+    let records = log::read(path)?;
+    let last = records.last().map_or(applied, |r| r.lsn.max(applied));
+    let todo: Vec<&log::Record> = records.iter().filter(|r| r.lsn > applied).collect();
+    if todo.is_empty() {
+        return Ok(last);
+    }
+    let replayed = (|| {
+        let tx = conn.transaction()?;
+        for r in &todo {
+            insert_message(&tx, r)?;
+        }
+        set_applied_lsn(&tx, last)?;
+        tx.commit()
+    })();
+    replayed.map_err(|e| {
+        Error::Storage(format!(
+            "replaying the commit log {} failed ({e}); it may not belong to this database",
+            path.display()
+        ))
+    })?;
+    tracing::warn!(
+        records = todo.len(),
+        last_lsn = last,
+        "replayed chats from the commit log that SQLite did not have (the relay stopped without closing)"
+    );
+    Ok(last)
+}
+
+fn applied_lsn(c: &Connection) -> rusqlite::Result<u64> {
+    c.query_row("SELECT applied_lsn FROM log_state WHERE id = 1", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|l| l as u64)
+}
+
+fn set_applied_lsn(c: &Connection, lsn: u64) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE log_state SET applied_lsn = MAX(applied_lsn, ?1) WHERE id = 1")?
+        .execute([lsn as i64])?;
     Ok(())
 }
 
+/// Inserts a resolved message; 0 if it was there already.
+fn insert_message(c: &Connection, r: &log::Record) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO messages (conv_id, seq, msg_id, from_id, client_msg_id, content_type, body, ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        r.conv,
+        r.seq as i64,
+        &r.msg_id.as_bytes()[..],
+        r.from.0,
+        r.client_msg_id,
+        r.content.content_type,
+        r.content.body,
+        r.ts
+    ])
+}
+
+/// The stored message with this sender's idempotency key: id, time, seq.
+fn find_by_key(
+    c: &Connection,
+    from: UserId,
+    key: &str,
+) -> rusqlite::Result<Option<(MsgId, i64, u64)>> {
+    let found = c
+        .prepare_cached("SELECT msg_id, ts, seq FROM messages WHERE from_id = ?1 AND client_msg_id = ?2")?
+        .query_row(params![from.0, key], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })
+        .optional()?;
+    found
+        .map(|(id, ts, seq)| Ok((uuid_from_blob(id)?, ts, seq as u64)))
+        .transpose()
+}
+
+/// A conversation's last stored `seq` (0 if empty).
+fn last_stored_seq(c: &Connection, conv: ConvId) -> rusqlite::Result<u64> {
+    c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
+        .query_row([conv], |r| r.get::<_, i64>(0))
+        .map(|s| s as u64)
+}
+
+/// A group's members, sorted; `None` if `conv` is not a group.
+fn load_members(c: &Connection, conv: ConvId) -> rusqlite::Result<Option<Vec<UserId>>> {
+    let is_group = c
+        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND kind = ?2")?
+        .exists(params![conv, KIND_GROUP])?;
+    if !is_group {
+        return Ok(None);
+    }
+    c.prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1 ORDER BY user_id")?
+        .query_map([conv], |r| Ok(UserId(r.get(0)?)))?
+        .collect::<rusqlite::Result<_>>()
+        .map(Some)
+}
+
 impl SqliteStore {
-    /// Opens (creating and migrating if needed) and starts the writer and
-    /// checkpointer threads.
+    /// Opens (creating and migrating if needed), replays the commit log,
+    /// and starts the front, indexer, dispatch and checkpointer threads.
+    /// `log_bytes` is the commit log's size.
     pub fn open(
         location: Location,
         sync: SyncMode,
+        log_bytes: u64,
         sink: Arc<dyn CommitSink>,
         metrics: Arc<Metrics>,
     ) -> Result<SqliteStore> {
@@ -260,36 +463,46 @@ impl SqliteStore {
         // checkpointer does most of the copying beforehand.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
-        migrate(&mut conn)?;
-        tracing::info!(path = %path.display(), synchronous = level, "SQLite store open");
+        let fresh = migrate(&mut conn)?;
+        let log_path = log::path_for(&path);
+        if fresh {
+            // A log left from another database must not be replayed here.
+            match std::fs::remove_file(&log_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        let last_lsn = replay(&mut conn, &log_path)?;
+        let log = log::CommitLog::open(&log_path, log_bytes, sync == SyncMode::Full)?;
+        tracing::info!(path = %path.display(), synchronous = level, log = %log_path.display(), "SQLite store open");
 
-        let ids = IdGen::resume(&conn)?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        // Committed batches go to the hub on a thread of their own, so the
-        // writer starts the next transaction while this one's pushes are
-        // being queued. One consumer: commit order is kept.
-        let (dispatch, dispatched) =
-            std::sync::mpsc::sync_channel::<Vec<Committed>>(DISPATCH_QUEUE);
-        let in_dispatch = Arc::new(AtomicUsize::new(0));
+        let ids = Arc::new(parking_lot::Mutex::new(IdGen::resume(&conn)?));
+        let progress = Arc::new(Progress::new(last_lsn));
+        // Answered batches go to the hub on a thread of their own, so the
+        // next group starts while this one's pushes are being queued. One
+        // consumer: order is kept.
+        let (queue, dispatched) = std::sync::mpsc::sync_channel::<Vec<Committed>>(DISPATCH_QUEUE);
+        let busy = Arc::new(AtomicUsize::new(0));
         {
-            let (sink, in_dispatch) = (sink.clone(), in_dispatch.clone());
+            let (sink, busy) = (sink.clone(), busy.clone());
             std::thread::Builder::new()
                 .name("commit-dispatch".into())
                 .spawn(move || {
                     while let Ok(batch) = dispatched.recv() {
                         sink.committed(batch);
-                        in_dispatch.fetch_sub(1, Relaxed);
+                        busy.fetch_sub(1, Relaxed);
                     }
                 })?;
         }
+        let dispatch = Arc::new(Dispatch { sink, queue, busy });
+        let (index_tx, index_rx) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
         let writer = Writer {
             conn,
-            rx,
-            dispatch,
-            in_dispatch,
-            sink,
-            metrics,
-            ids,
+            rx: index_rx,
+            dispatch: dispatch.clone(),
+            progress: progress.clone(),
+            metrics: metrics.clone(),
+            ids: ids.clone(),
             seqs: HashMap::new(),
             cursors: HashMap::new(),
             cursors_written: false,
@@ -297,8 +510,23 @@ impl SqliteStore {
             groups: HashMap::new(),
         };
         std::thread::Builder::new()
-            .name("sqlite-writer".into())
+            .name("sqlite-indexer".into())
             .spawn(move || writer.run())?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let front = front::Front::new(
+            rx,
+            open_conn(&path, true)?,
+            log,
+            index_tx,
+            dispatch,
+            progress.clone(),
+            metrics,
+            ids,
+            last_lsn + 1,
+        );
+        std::thread::Builder::new()
+            .name("write-front".into())
+            .spawn(move || front.run())?;
 
         let stop_checkpointer = Arc::new(AtomicBool::new(false));
         let checkpointer = Checkpointer {
@@ -318,6 +546,7 @@ impl SqliteStore {
             tx,
             readers: Arc::new(Readers {
                 path,
+                progress,
                 pool: parking_lot::Mutex::new(Vec::new()),
                 permits: Semaphore::new(READERS),
             }),
@@ -337,11 +566,23 @@ impl Drop for SqliteStore {
 
 struct Readers {
     path: PathBuf,
+    progress: Arc<Progress>,
     pool: parking_lot::Mutex<Vec<Connection>>,
     permits: Semaphore,
 }
 
 impl Readers {
+    /// [`Readers::run`], once SQLite holds every chat already answered:
+    /// for reads that must see every message pushed before they began.
+    async fn fresh<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.progress.caught_up().await;
+        self.run(f).await
+    }
+
     /// Runs `f` on a pooled read-only connection on a blocking thread.
     async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
@@ -424,7 +665,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredMessage>> {
         let after = after.map(|m| m.as_bytes().to_vec()).unwrap_or_default();
         self.readers
-            .run(move |c| {
+            .fresh(move |c| {
                 let mut stmt = c.prepare_cached(
                     "SELECT m.conv_id, m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id,
                             m.content_type, m.body, m.ts, c.kind
@@ -464,7 +705,7 @@ impl Store for SqliteStore {
 
     async fn message_for(&self, user: UserId, msg_id: MsgId) -> Result<Option<MessageRef>> {
         self.readers
-            .run(move |c| {
+            .fresh(move |c| {
                 c.prepare_cached(
                     "SELECT m.conv_id, m.seq, m.from_id FROM messages m
                      JOIN members mb ON mb.conv_id = m.conv_id AND mb.user_id = ?2
@@ -515,7 +756,9 @@ impl Store for SqliteStore {
     }
 
     async fn conversations(&self, user: UserId) -> Result<Conversations> {
-        self.readers.run(move |c| list_conversations(c, user)).await
+        self.readers
+            .fresh(move |c| list_conversations(c, user))
+            .await
     }
 
     async fn history(
@@ -526,7 +769,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<History> {
         self.readers
-            .run(move |c| Ok(load_history(c, user, to, before, limit)))
+            .fresh(move |c| Ok(load_history(c, user, to, before, limit)))
             .await?
     }
 
@@ -949,19 +1192,21 @@ enum Done {
     Nothing,
 }
 
+/// The indexer: the only SQLite writer. It applies what the front hands it,
+/// in order.
 struct Writer {
     conn: Connection,
-    rx: mpsc::Receiver<Cmd>,
-    /// To the dispatch thread, which hands batches to the [`CommitSink`].
-    dispatch: std::sync::mpsc::SyncSender<Vec<Committed>>,
-    /// Batches handed to the dispatch thread and not yet done.
-    in_dispatch: Arc<AtomicUsize>,
-    /// For small batches when the dispatch thread is idle.
-    sink: Arc<dyn CommitSink>,
+    rx: std::sync::mpsc::Receiver<IndexCmd>,
+    dispatch: Arc<Dispatch>,
+    /// Where the applied LSN is published.
+    progress: Arc<Progress>,
     metrics: Arc<Metrics>,
-    ids: IdGen,
-    /// Last `seq` per conversation. The writer is the only writer, so the
-    /// cache is exact; it is dropped whenever a transaction fails.
+    /// Shared with the front; the indexer uses it only for the first
+    /// message between two users, while the front waits.
+    ids: Arc<parking_lot::Mutex<IdGen>>,
+    /// Last `seq` per conversation. Everything that stores a message passes
+    /// through here in order, so the cache is exact; it is dropped whenever
+    /// a transaction fails.
     seqs: HashMap<ConvId, u64>,
     /// Conversation of each pair of users (lower id first).
     directs: HashMap<(i64, i64), ConvId>,
@@ -984,64 +1229,72 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl Writer {
     fn run(mut self) {
         let mut batch = Vec::with_capacity(256);
+        let mut barriers = Vec::new();
         let mut closing = None;
-        let mut last_commit = Instant::now() - BUSY_GAP;
         while closing.is_none() {
-            let Some(first) = self.rx.blocking_recv() else {
+            let Ok(first) = self.rx.recv() else {
                 break;
             };
-            // Busy (the previous commit ended moments ago) but only a few
-            // operations waiting: give the next ones a moment to arrive, so
-            // they share this transaction's fsync and WAL pages. At low load
-            // (a gap since the last commit) a message commits at once.
-            if last_commit.elapsed() < BUSY_GAP && self.rx.len() < COALESCE_BELOW {
-                std::thread::sleep(COALESCE);
-            }
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Cmd::Write(w) => batch.push(w),
-                    Cmd::Close(done) => {
-                        closing = Some(done);
-                        self.rx.close();
-                    }
+                    IndexCmd::Ops(ops) => batch.extend(ops),
+                    IndexCmd::Barrier(b) => barriers.push(b),
+                    IndexCmd::Close(done) => closing = Some(done),
                 }
-                if batch.len() < MAX_BATCH {
+                if batch.len() < MAX_BATCH && closing.is_none() {
                     next = self.rx.try_recv().ok();
                 }
             }
             if !batch.is_empty() {
                 self.commit(std::mem::take(&mut batch));
-                last_commit = Instant::now();
+            }
+            for b in barriers.drain(..) {
+                let _ = b.send(());
             }
         }
-        // Drain whatever was queued before the close, and write the
-        // pending cursors.
-        while let Ok(Cmd::Write(w)) = self.rx.try_recv() {
-            batch.push(w);
-        }
-        batch.push(Write::FlushCursors);
-        self.commit(batch);
+        // The front sends nothing after the close: write the pending
+        // cursors and stop.
+        self.commit(vec![Op::Write(Write::FlushCursors)]);
         if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             tracing::warn!(error = %e, "final checkpoint failed");
         }
-        tracing::info!("SQLite writer stopped");
+        tracing::info!("SQLite indexer stopped");
         if let Some(done) = closing {
             let _ = done.send(());
         }
     }
 
-    fn commit(&mut self, ops: Vec<Write>) {
+    /// Commits `ops`. Logged chats were already answered, so if their
+    /// transaction fails they are retried until it succeeds; the front
+    /// waits once the log is full of them.
+    fn commit(&mut self, mut ops: Vec<Op>) {
+        loop {
+            let retry = self.commit_once(ops);
+            if retry.is_empty() {
+                return;
+            }
+            std::thread::sleep(RETRY_GAP);
+            ops = retry;
+        }
+    }
+
+    /// One transaction; returns the logged chats to retry if it failed.
+    fn commit_once(&mut self, ops: Vec<Op>) -> Vec<Op> {
         let started = Instant::now();
         let result = self.apply(&ops);
         let result = result.and_then(|done| {
             self.conn.execute_batch("COMMIT")?;
             Ok(done)
         });
+        let mut retry = Vec::new();
         let done = match result {
-            Ok(done) => {
+            Ok((done, applied)) => {
                 if self.cursors_written {
                     self.cursors.clear();
+                }
+                if applied > self.progress.applied() {
+                    self.progress.applied.send_replace(applied);
                 }
                 let m = &self.metrics;
                 m.store_commits_total.fetch_add(1, Relaxed);
@@ -1050,7 +1303,7 @@ impl Writer {
                     .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                 let now = Instant::now();
                 for op in &ops {
-                    if let Write::Chat(c) = op {
+                    if let Op::Write(Write::Chat(c)) = op {
                         m.store_latency
                             .observe(now.saturating_duration_since(c.received));
                     }
@@ -1064,6 +1317,10 @@ impl Writer {
                 self.seqs.clear();
                 self.directs.clear();
                 self.groups.clear();
+                retry.extend(ops.iter().filter_map(|op| match op {
+                    Op::Logged(r) => Some(Op::Logged(r.clone())),
+                    Op::Write(_) => None,
+                }));
                 let msg = e.to_string();
                 (0..ops.len())
                     .map(|_| Done::Rejected(Error::Storage(msg.clone())))
@@ -1071,12 +1328,16 @@ impl Writer {
             }
         };
         self.deliver(ops, done);
+        retry
     }
 
-    /// Hands results out: oneshot replies, then the chat batch to the sink.
-    fn deliver(&mut self, ops: Vec<Write>, done: Vec<Done>) {
+    /// Hands results out: oneshot replies, then the batch to the sink.
+    fn deliver(&mut self, ops: Vec<Op>, done: Vec<Done>) {
         let mut committed = Vec::new();
         for (op, d) in ops.into_iter().zip(done) {
+            let Op::Write(op) = op else {
+                continue; // logged chats were answered by the front
+            };
             match op {
                 Write::Chat(c) => committed.push(match d {
                     Done::Stored {
@@ -1158,30 +1419,34 @@ impl Writer {
                 Write::Cursor { .. } | Write::FlushCursors | Write::PurgeExpiredTokens { .. } => {}
             }
         }
-        if committed.is_empty() {
-            return;
-        }
-        // A small batch with nothing ahead of it in the dispatch thread is
-        // dispatched right here: a thread hand-off costs more latency than
-        // the work. Big batches (load) go to the dispatch thread, so the
-        // next transaction overlaps with their fan-out. Either way batches
-        // reach the sink in commit order.
-        if committed.len() <= INLINE_DISPATCH && self.in_dispatch.load(Relaxed) == 0 {
-            self.sink.committed(committed);
-        } else {
-            self.in_dispatch.fetch_add(1, Relaxed);
-            // Blocks while the dispatcher is far behind: backpressure.
-            let _ = self.dispatch.send(committed);
-        }
+        self.dispatch.send(committed);
     }
 
-    /// Runs every operation inside one open transaction.
-    fn apply(&mut self, ops: &[Write]) -> rusqlite::Result<Vec<Done>> {
+    /// Runs every operation inside one open transaction; also returns the
+    /// last LSN applied (0 if none).
+    fn apply(&mut self, ops: &[Op]) -> rusqlite::Result<(Vec<Done>, u64)> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let now = now_ms();
         let mut flush = false;
+        let mut applied = 0;
         let mut done = Vec::with_capacity(ops.len());
         for op in ops {
+            let op = match op {
+                Op::Logged(r) => {
+                    if insert_message(&self.conn, r)? == 0 {
+                        // The front resolved it against exact caches: this
+                        // is a bug, and the message is already answered.
+                        tracing::error!(conv = r.conv, seq = r.seq, msg_id = %r.msg_id, "a logged message conflicts with a stored one");
+                    }
+                    if let Some(s) = self.seqs.get_mut(&r.conv) {
+                        *s = (*s).max(r.seq);
+                    }
+                    applied = r.lsn;
+                    done.push(Done::Nothing);
+                    continue;
+                }
+                Op::Write(w) => w,
+            };
             done.push(match op {
                 Write::Chat(c) => self.chat(c, now)?,
                 Write::Cursor { user, conv, seq } => {
@@ -1255,7 +1520,10 @@ impl Writer {
             }
             self.cursors_written = true;
         }
-        Ok(done)
+        if applied > 0 {
+            set_applied_lsn(&self.conn, applied)?;
+        }
+        Ok((done, applied))
     }
 
     fn chat(&mut self, c: &ChatWrite, now: i64) -> rusqlite::Result<Done> {
@@ -1277,49 +1545,32 @@ impl Writer {
             },
         };
         let seq = self.last_seq(conv)? + 1;
-        let (msg_id, ts) = self.ids.next(now);
+        let (msg_id, ts) = self.ids.lock().next(now);
         // The idempotency check is the unique index itself: a resend of a
         // stored (sender, clientMsgId) inserts nothing.
-        let row = params![
+        let record = log::Record {
+            lsn: 0,
             conv,
-            seq as i64,
-            &msg_id.as_bytes()[..],
-            c.from.0,
-            c.client_msg_id,
-            c.content.content_type,
-            c.content.body,
-            ts
-        ];
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO messages (conv_id, seq, msg_id, from_id, client_msg_id, content_type, body, ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(row)?;
-        if inserted == 0 {
+            seq,
+            msg_id,
+            from: c.from,
+            ts,
+            client_msg_id: c.client_msg_id.clone(),
+            content: c.content.clone(),
+        };
+        if insert_message(&self.conn, &record)? == 0 {
             let existing = match &c.client_msg_id {
-                Some(key) => self
-                    .conn
-                    .prepare_cached("SELECT msg_id, ts, seq FROM messages WHERE from_id = ?1 AND client_msg_id = ?2")?
-                    .query_row(params![c.from.0, key], |r| {
-                        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    })
-                    .optional()?,
+                Some(key) => find_by_key(&self.conn, c.from, key)?,
                 None => None,
             };
-            let Some((id, ts, seq)) = existing else {
+            let Some((msg_id, ts, seq)) = existing else {
                 // Some other constraint held: fail (and roll back) the batch.
                 return Err(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
                     Some(format!("message {conv}/{seq} conflicts with a stored one")),
                 ));
             };
-            return Ok(Done::Duplicate {
-                msg_id: uuid_from_blob(id)?,
-                ts,
-                seq: seq as u64,
-            });
+            return Ok(Done::Duplicate { msg_id, ts, seq });
         }
         self.seqs.insert(conv, seq);
         Ok(Done::Stored {
@@ -1336,18 +1587,9 @@ impl Writer {
         if let Some(m) = self.groups.get(&conv) {
             return Ok(Some(m.clone()));
         }
-        let is_group = self
-            .conn
-            .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND kind = ?2")?
-            .exists(params![conv, KIND_GROUP])?;
-        if !is_group {
+        let Some(members) = load_members(&self.conn, conv)? else {
             return Ok(None);
-        }
-        let members: Vec<UserId> = self
-            .conn
-            .prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1 ORDER BY user_id")?
-            .query_map([conv], |r| Ok(UserId(r.get(0)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        };
         let members = Arc::new(members);
         self.groups.insert(conv, members.clone());
         Ok(Some(members))
@@ -1713,11 +1955,7 @@ impl Writer {
         if let Some(s) = self.seqs.get(&conv) {
             return Ok(*s);
         }
-        let s: i64 = self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
-            .query_row([conv], |r| r.get(0))?;
-        Ok(s as u64)
+        last_stored_seq(&self.conn, conv)
     }
 
     /// The conversation between two users, created on first use; `None`
