@@ -313,21 +313,24 @@ where
         };
         self.app.metrics.logins_total.fetch_add(1, Relaxed);
         tracing::debug!(socket = self.handle.id(), user = %user.id, "logged in");
-        let (registration, online) =
-            self.app
-                .hub
-                .register(&user, self.handle.clone(), hash, &contacts);
-        self.registration = Some(registration);
+        // LOGIN_RESP is queued before the socket is registered: once it is,
+        // pushes and receipts for the user can reach it at any moment, and
+        // the client must see the 11 first.
         let ok = ServerFrame::LoginOk {
             user_id: user.id,
             username: user.username.clone(),
             ts: now_ms(),
         };
-        let name: Arc<str> = user.username.as_str().into();
-        self.user = Some((user, name));
         if !self.send(&ok).await {
             return Err(Stop::Gone);
         }
+        let (registration, online) =
+            self.app
+                .hub
+                .register(&user, self.handle.clone(), hash, &contacts);
+        self.registration = Some(registration);
+        let name: Arc<str> = user.username.as_str().into();
+        self.user = Some((user, name));
         // Presence snapshot: which contacts are online right now.
         for c in online {
             let p = ServerFrame::Presence {

@@ -345,3 +345,40 @@ async fn conversations_have_independent_sequences() {
     );
     relay.stop().await;
 }
+
+/// The relay answers a chat once it is in its commit log and indexes it
+/// into SQLite later; a resent key is found on either side of that line.
+#[tokio::test]
+async fn a_resent_key_is_deduplicated_before_and_after_indexing() {
+    let relay = TestRelay::start(&[]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    // The first message of a pair creates the conversation in SQLite
+    // directly; the ones after it go through the log.
+    alice.chat(b.user_id, "warm-up", "hello").await;
+    let warm = next_resp(&mut alice).await;
+    assert_eq!(next_push(&mut bob).await.msg_id, warm.0);
+    alice.chat(b.user_id, "same-key", "once").await;
+    let first = next_resp(&mut alice).await;
+    // At once: the key is still only in the log.
+    alice.chat(b.user_id, "same-key", "twice").await;
+    assert_eq!(next_resp(&mut alice).await, first);
+    // A history read waits until SQLite has every answered chat.
+    let (status, page) = relay
+        .get(
+            &format!("/api/conversations/user/{}/messages", b.user_id),
+            Some(&a.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "{page}");
+    alice.chat(b.user_id, "same-key", "thrice").await;
+    assert_eq!(next_resp(&mut alice).await, first);
+    // bob got it once, and the next message takes the next seq.
+    assert_eq!(next_push(&mut bob).await.msg_id, first.0);
+    bob.expect_no_push(Duration::from_millis(300)).await;
+    alice.chat(b.user_id, "other-key", "next").await;
+    assert_eq!(next_resp(&mut alice).await.2, first.2 + 1);
+    relay.stop().await;
+}

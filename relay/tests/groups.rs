@@ -374,3 +374,93 @@ async fn adding_unknown_users_and_bad_group_names_fail_cleanly() {
     assert_eq!(status, 404);
     relay.stop().await;
 }
+
+/// Group changes and messages share one ordered write path: a member added
+/// in the middle of a burst gets exactly the messages stored after the add,
+/// live and in history alike, and a member removed mid-burst gets a
+/// prefix of the burst and nothing after it.
+#[tokio::test]
+async fn membership_changes_racing_a_burst_split_it_cleanly() {
+    let relay = TestRelay::start(&["--rate-limit", "100000", "--rate-burst", "100000"]).await;
+    let (a, b, c) = (
+        relay.register("alice").await,
+        relay.register("bob").await,
+        relay.register("carol").await,
+    );
+    let g = relay.group(&a, "race", false, &[&b]).await;
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    let mut carol = relay.login(&c).await;
+    let n: u64 = 200;
+    // Paced over ~250 ms, so the changes land in the middle.
+    let send = async {
+        for i in 0..n {
+            alice.group_chat(g, &format!("r-{i}"), &format!("race {i}")).await;
+            if i % 4 == 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let mut seqs = Vec::new();
+        for _ in 0..n {
+            seqs.push(next_resp(&mut alice).await.2);
+        }
+        seqs
+    };
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let (status, body) = relay
+            .post(
+                &format!("/api/groups/{g}/members"),
+                Some(&a.token),
+                json!({"username": c.username}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, _, _) = relay
+            .request(
+                "DELETE",
+                &format!("/api/groups/{g}/members/{}", b.user_id),
+                Some(&a.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+    };
+    let (seqs, ()) = tokio::join!(send, change);
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+
+    async fn pushed_seqs(c: &mut Client) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Some(f) = c.try_recv(Duration::from_millis(500)).await {
+            if let ServerFrame::Chat(p) = f {
+                seqs.push(p.seq);
+            }
+        }
+        seqs
+    }
+    let to_carol = pushed_seqs(&mut carol).await;
+    let to_bob = pushed_seqs(&mut bob).await;
+    // carol: a suffix of the burst, exactly what her history shows.
+    let first = to_carol.first().copied().unwrap_or(n + 1);
+    assert_eq!(to_carol, (first..=n).collect::<Vec<_>>());
+    let (status, page) = relay
+        .get(
+            &format!("/api/conversations/group/{g}/messages?limit=200"),
+            Some(&c.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let history: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(history, to_carol, "pushes and history disagree on when carol joined");
+    // bob: a prefix, which ends before carol's suffix begins or overlaps it
+    // (he was removed after she was added).
+    let last = to_bob.last().copied().unwrap_or(0);
+    assert_eq!(to_bob, (1..=last).collect::<Vec<_>>());
+    assert!(last + 1 >= first, "bob {last}, carol from {first}: a message reached neither");
+    relay.stop().await;
+}

@@ -327,6 +327,17 @@ impl Client {
         }
     }
 
+    /// Asserts no chat is pushed for `wait`; other frames are ignored.
+    pub async fn expect_no_push(&mut self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        while let Some(f) = self
+            .try_recv(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            assert!(!matches!(f, ServerFrame::Chat(_)), "unexpected push {f:?}");
+        }
+    }
+
     /// Reads until the socket ends; returns the close code if there was one.
     pub async fn ended(&mut self) -> Ended {
         loop {

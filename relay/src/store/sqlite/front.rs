@@ -322,8 +322,8 @@ impl Front {
         if !self.buf.is_empty() {
             if !self.log.fits(self.buf.len()) {
                 // Start over at offset 0 once everything in the log is in
-                // SQLite (and durable there: the indexer commits FULL).
-                self.sync();
+                // SQLite and on disk there.
+                self.barrier(true);
                 self.log.rewind();
             }
             while let Err(e) = self.log.append(&self.buf) {
@@ -355,8 +355,14 @@ impl Front {
     /// Waits until the indexer has applied everything handed to it.
     /// Callers flush first.
     fn sync(&mut self) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if self.indexer.send(IndexCmd::Barrier(tx)).is_ok() {
+        self.barrier(false);
+    }
+
+    /// [`Front::sync`], and with `durable` also until SQLite has it on
+    /// disk.
+    fn barrier(&mut self, durable: bool) {
+        let (reply, rx) = std::sync::mpsc::sync_channel(1);
+        if self.indexer.send(IndexCmd::Barrier { reply, durable }).is_ok() {
             let _ = rx.recv();
         }
         self.prune();
