@@ -200,8 +200,9 @@ enum IndexCmd {
 struct Progress {
     /// Last record durable in the log (and so possibly answered and pushed).
     logged: AtomicU64,
-    /// A fresh read is waiting: the indexer stops gathering.
-    hurry: AtomicBool,
+    /// Fresh reads waiting: while there are any, the indexer does not
+    /// gather.
+    waiting: AtomicUsize,
     /// Last record committed to SQLite.
     applied: tokio::sync::watch::Sender<u64>,
 }
@@ -210,7 +211,7 @@ impl Progress {
     fn new(lsn: u64) -> Progress {
         Progress {
             logged: AtomicU64::new(lsn),
-            hurry: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
             applied: tokio::sync::watch::Sender::new(lsn),
         }
     }
@@ -228,7 +229,14 @@ impl Progress {
             return;
         }
         let mut rx = self.applied.subscribe();
-        self.hurry.store(true, Relaxed);
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Relaxed);
+        let _waiting = Waiting(&self.waiting);
         let _ = rx.wait_for(|a| *a >= target).await;
     }
 }
@@ -1305,7 +1313,7 @@ impl Writer {
             let quiet = batch
                 .iter()
                 .all(|op| matches!(op, Op::Logged(_) | Op::Write(Write::Cursor { .. })));
-            let hurry = self.progress.hurry.swap(false, Relaxed);
+            let hurry = self.progress.waiting.load(Relaxed) > 0;
             if quiet
                 && !hurry
                 && barriers.is_empty()
