@@ -254,6 +254,14 @@ struct Dispatch {
 }
 
 impl Dispatch {
+    /// Waits until the dispatch thread has handed over everything queued.
+    /// Only while the front waits too (group changes), so it is brief.
+    fn wait_idle(&self) {
+        while self.busy.load(Acquire) > 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     fn send(&self, batch: Vec<Committed>) {
         if batch.is_empty() {
             return;
@@ -521,7 +529,7 @@ impl SqliteStore {
                 .spawn(move || {
                     while let Ok(batch) = dispatched.recv() {
                         sink.committed(batch);
-                        busy.fetch_sub(1, Relaxed);
+                        busy.fetch_sub(1, std::sync::atomic::Ordering::Release);
                     }
                 })?;
         }
@@ -1435,6 +1443,7 @@ impl Writer {
     /// Hands results out: oneshot replies, then the batch to the sink.
     fn deliver(&mut self, ops: Vec<Op>, done: Vec<Done>) {
         let mut committed = Vec::new();
+        let mut group_replies = Vec::new();
         for (op, d) in ops.into_iter().zip(done) {
             let Op::Write(op) = op else {
                 continue; // logged chats were answered by the front
@@ -1499,16 +1508,17 @@ impl Writer {
                         _ => unreachable!(),
                     });
                 }
-                Write::Group { reply, .. } => {
-                    let _ = reply.send(match d {
+                Write::Group { reply, .. } => group_replies.push((
+                    reply,
+                    match d {
                         Done::Group(Ok((group, change))) => {
                             committed.push(Committed::Group(change));
                             Ok(group)
                         }
                         Done::Group(Err(e)) | Done::Rejected(e) => Err(e),
                         _ => unreachable!(),
-                    });
-                }
+                    },
+                )),
                 Write::Read { origin, .. } => match d {
                     Done::Read(Ok(Some(moved))) => committed.push(Committed::Read(moved)),
                     Done::Read(Ok(None)) => {}
@@ -1521,6 +1531,15 @@ impl Writer {
             }
         }
         self.dispatch.send(committed);
+        if !group_replies.is_empty() {
+            // A change is answered only once the hub has announced it: a
+            // client that acts on the answer (a login, say) must not get
+            // the announcement afterwards.
+            self.dispatch.wait_idle();
+            for (reply, result) in group_replies {
+                let _ = reply.send(result);
+            }
+        }
     }
 
     /// Runs every operation inside one open transaction; also returns the
