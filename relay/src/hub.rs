@@ -712,6 +712,10 @@ impl CommitSink for Hub {
                     members,
                 } => {
                     m.messages_in_total.fetch_add(1, Relaxed);
+                    // Pushes (and, for a new pair, the new contacts) first:
+                    // whatever the sender does once it has the 81 must find
+                    // them done.
+                    self.dispatch(&msg, origin.id(), members.as_ref().map(|m| m.as_slice()));
                     let resp = ServerFrame::ChatResp {
                         msg_id: msg.msg_id,
                         client_msg_id: msg.client_msg_id.clone(),
@@ -720,7 +724,6 @@ impl CommitSink for Hub {
                     };
                     origin.push(encode(&resp), m);
                     drop(slot);
-                    self.dispatch(&msg, origin.id(), members.as_ref().map(|m| m.as_slice()));
                 }
                 Committed::Duplicate {
                     msg_id,

@@ -27,7 +27,7 @@ use crate::clock::now_ms;
 use rusqlite::Connection;
 use shared::{MsgId, Target, UserId};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -124,6 +124,15 @@ impl Front {
             for cmd in batch.drain(..) {
                 match cmd {
                     Cmd::Write(w) => self.take(w),
+                    Cmd::Fresh(reply) => {
+                        // Everything before it goes to the indexer first;
+                        // the reader, not the front, waits.
+                        self.flush();
+                        let _ = self.indexer.send(IndexCmd::Barrier {
+                            reply,
+                            durable: false,
+                        });
+                    }
                     Cmd::Close(done) => closing = Some(done),
                 }
             }
@@ -334,7 +343,6 @@ impl Front {
                 std::thread::sleep(RETRY_GAP);
             }
             self.buf.clear();
-            self.progress.logged.store(self.next_lsn - 1, Release);
             let m = &self.metrics;
             m.log_appends_total.fetch_add(1, Relaxed);
             m.log_records_total
@@ -361,9 +369,9 @@ impl Front {
     /// [`Front::sync`], and with `durable` also until SQLite has it on
     /// disk.
     fn barrier(&mut self, durable: bool) {
-        let (reply, rx) = std::sync::mpsc::sync_channel(1);
+        let (reply, rx) = tokio::sync::oneshot::channel();
         if self.indexer.send(IndexCmd::Barrier { reply, durable }).is_ok() {
-            let _ = rx.recv();
+            let _ = rx.blocking_recv();
         }
         self.prune();
     }
