@@ -136,7 +136,10 @@ async fn messages_survive_kill_dash_nine() {
     // carries the original id, and bob gets no new push.
     let mut alice = r.relay.login(&a).await;
     let again = burst(&mut alice, b.user_id, "k", 200, "kill").await;
-    assert_eq!(again, acked, "a resend after replay must return the original ids");
+    assert_eq!(
+        again, acked,
+        "a resend after replay must return the original ids"
+    );
     bob.expect_no_push(Duration::from_millis(300)).await;
     drop(r);
 }

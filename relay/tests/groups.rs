@@ -22,6 +22,24 @@ async fn group_event(c: &mut Client) -> shared::GroupEvent {
     }
 }
 
+/// `actor` removes `user` from `g`: the status and the body.
+async fn remove(
+    relay: &TestRelay,
+    actor: &shared::api::Session,
+    g: GroupId,
+    user: shared::UserId,
+) -> (u16, serde_json::Value) {
+    let (status, body, _) = relay
+        .request(
+            "DELETE",
+            &format!("/api/groups/{g}/members/{user}"),
+            Some(&actor.token),
+            None,
+        )
+        .await;
+    (status, body)
+}
+
 #[tokio::test]
 async fn a_group_message_reaches_every_member_and_each_acks_separately() {
     let relay = TestRelay::start(&["--ack-timeout", "300ms"]).await;
@@ -160,24 +178,9 @@ async fn removed_and_departed_members_stop_receiving_and_cannot_post() {
     let mut carol = relay.login(&c).await;
 
     // Only the owner removes.
-    let (status, body, _) = relay
-        .request(
-            "DELETE",
-            &format!("/api/groups/{g}/members/{}", c.user_id),
-            Some(&b.token),
-            None,
-        )
-        .await;
+    let (status, body) = remove(&relay, &b, g, c.user_id).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
-    let (status, _, _) = relay
-        .request(
-            "DELETE",
-            &format!("/api/groups/{g}/members/{}", b.user_id),
-            Some(&a.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    assert_eq!(remove(&relay, &a, g, b.user_id).await.0, 204);
     let e = group_event(&mut bob).await;
     assert_eq!(
         (e.kind, e.user_id),
@@ -395,7 +398,9 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
     // Paced over ~250 ms, so the changes land in the middle.
     let send = async {
         for i in 0..n {
-            alice.group_chat(g, &format!("r-{i}"), &format!("race {i}")).await;
+            alice
+                .group_chat(g, &format!("r-{i}"), &format!("race {i}"))
+                .await;
             if i % 4 == 3 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -416,15 +421,7 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        let (status, _, _) = relay
-            .request(
-                "DELETE",
-                &format!("/api/groups/{g}/members/{}", b.user_id),
-                Some(&a.token),
-                None,
-            )
-            .await;
-        assert_eq!(status, 204);
+        assert_eq!(remove(&relay, &a, g, b.user_id).await.0, 204);
     };
     let (seqs, ()) = tokio::join!(send, change);
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
@@ -456,11 +453,17 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
         .iter()
         .map(|m| m["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(history, to_carol, "pushes and history disagree on when carol joined");
+    assert_eq!(
+        history, to_carol,
+        "pushes and history disagree on when carol joined"
+    );
     // bob: a prefix, which ends before carol's suffix begins or overlaps it
     // (he was removed after she was added).
     let last = to_bob.last().copied().unwrap_or(0);
     assert_eq!(to_bob, (1..=last).collect::<Vec<_>>());
-    assert!(last + 1 >= first, "bob {last}, carol from {first}: a message reached neither");
+    assert!(
+        last + 1 >= first,
+        "bob {last}, carol from {first}: a message reached neither"
+    );
     relay.stop().await;
 }

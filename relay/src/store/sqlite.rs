@@ -400,9 +400,15 @@ fn find_by_key(
     key: &str,
 ) -> rusqlite::Result<Option<(MsgId, i64, u64)>> {
     let found = c
-        .prepare_cached("SELECT msg_id, ts, seq FROM messages WHERE from_id = ?1 AND client_msg_id = ?2")?
+        .prepare_cached(
+            "SELECT msg_id, ts, seq FROM messages WHERE from_id = ?1 AND client_msg_id = ?2",
+        )?
         .query_row(params![from.0, key], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
     found
@@ -681,10 +687,9 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<StoredMessage>> {
         let after = after.map(|m| m.as_bytes().to_vec()).unwrap_or_default();
-        self
-            .fresh(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT m.conv_id, m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id,
+        self.fresh(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT m.conv_id, m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id,
                             m.content_type, m.body, m.ts, c.kind
                      FROM members mb
                      JOIN messages m ON m.conv_id = mb.conv_id AND m.seq > mb.delivered_seq
@@ -692,52 +697,51 @@ impl Store for SqliteStore {
                      JOIN conversations c ON c.id = mb.conv_id
                      WHERE mb.user_id = ?1 AND m.from_id != ?1 AND m.msg_id > ?2
                      ORDER BY m.msg_id LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(params![user.0, after, limit], |r| {
-                    let conv: i64 = r.get(0)?;
-                    let kind: i64 = r.get(9)?;
-                    Ok(StoredMessage {
-                        conv,
-                        seq: r.get::<_, i64>(1)? as u64,
-                        msg_id: uuid_from_blob(r.get(2)?)?,
-                        from: UserId(r.get(3)?),
-                        from_name: r.get::<_, String>(4)?.into(),
-                        client_msg_id: r.get(5)?,
-                        content: Content {
-                            content_type: r.get(6)?,
-                            body: r.get(7)?,
-                        },
-                        ts: r.get(8)?,
-                        to: if kind == KIND_GROUP {
-                            Target::Group(GroupId(conv))
-                        } else {
-                            Target::User(user)
-                        },
-                    })
-                })?;
-                rows.collect()
-            })
-            .await
+            )?;
+            let rows = stmt.query_map(params![user.0, after, limit], |r| {
+                let conv: i64 = r.get(0)?;
+                let kind: i64 = r.get(9)?;
+                Ok(StoredMessage {
+                    conv,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    msg_id: uuid_from_blob(r.get(2)?)?,
+                    from: UserId(r.get(3)?),
+                    from_name: r.get::<_, String>(4)?.into(),
+                    client_msg_id: r.get(5)?,
+                    content: Content {
+                        content_type: r.get(6)?,
+                        body: r.get(7)?,
+                    },
+                    ts: r.get(8)?,
+                    to: if kind == KIND_GROUP {
+                        Target::Group(GroupId(conv))
+                    } else {
+                        Target::User(user)
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+        .await
     }
 
     async fn message_for(&self, user: UserId, msg_id: MsgId) -> Result<Option<MessageRef>> {
-        self
-            .fresh(move |c| {
-                c.prepare_cached(
-                    "SELECT m.conv_id, m.seq, m.from_id FROM messages m
+        self.fresh(move |c| {
+            c.prepare_cached(
+                "SELECT m.conv_id, m.seq, m.from_id FROM messages m
                      JOIN members mb ON mb.conv_id = m.conv_id AND mb.user_id = ?2
                      WHERE m.msg_id = ?1",
-                )?
-                .query_row(params![&msg_id.as_bytes()[..], user.0], |r| {
-                    Ok(MessageRef {
-                        conv: r.get(0)?,
-                        seq: r.get::<_, i64>(1)? as u64,
-                        from: UserId(r.get(2)?),
-                    })
+            )?
+            .query_row(params![&msg_id.as_bytes()[..], user.0], |r| {
+                Ok(MessageRef {
+                    conv: r.get(0)?,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    from: UserId(r.get(2)?),
                 })
-                .optional()
             })
-            .await
+            .optional()
+        })
+        .await
     }
 
     async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRef>> {
@@ -773,9 +777,7 @@ impl Store for SqliteStore {
     }
 
     async fn conversations(&self, user: UserId) -> Result<Conversations> {
-        self
-            .fresh(move |c| list_conversations(c, user))
-            .await
+        self.fresh(move |c| list_conversations(c, user)).await
     }
 
     async fn history(
@@ -785,8 +787,7 @@ impl Store for SqliteStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<History> {
-        self
-            .fresh(move |c| Ok(load_history(c, user, to, before, limit)))
+        self.fresh(move |c| Ok(load_history(c, user, to, before, limit)))
             .await?
     }
 
@@ -1186,13 +1187,74 @@ impl IdGen {
     }
 }
 
+/// Where a chat was put: what its answer and its push carry.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    conv: ConvId,
+    seq: u64,
+    msg_id: MsgId,
+    ts: i64,
+}
+
+/// The answers to a chat, built the same way by the front and the indexer.
+impl ChatWrite {
+    fn record(&self, lsn: u64, p: Placed) -> log::Record {
+        log::Record {
+            lsn,
+            conv: p.conv,
+            seq: p.seq,
+            msg_id: p.msg_id,
+            from: self.from,
+            ts: p.ts,
+            client_msg_id: self.client_msg_id.clone(),
+            content: self.content.clone(),
+        }
+    }
+
+    fn stored(self, p: Placed, members: Option<Arc<Vec<UserId>>>) -> Committed {
+        Committed::Chat {
+            msg: Arc::new(StoredMessage {
+                conv: p.conv,
+                seq: p.seq,
+                msg_id: p.msg_id,
+                from: self.from,
+                from_name: self.from_name,
+                to: self.to,
+                client_msg_id: self.client_msg_id,
+                content: self.content,
+                ts: p.ts,
+            }),
+            origin: self.origin,
+            slot: self.slot,
+            members,
+        }
+    }
+
+    fn duplicate(self, msg_id: MsgId, ts: i64, seq: u64) -> Committed {
+        Committed::Duplicate {
+            msg_id,
+            ts,
+            seq,
+            client_msg_id: self.client_msg_id,
+            origin: self.origin,
+            slot: self.slot,
+        }
+    }
+
+    fn rejected(self, error: Error) -> Committed {
+        Committed::Rejected {
+            error,
+            client_msg_id: self.client_msg_id,
+            origin: self.origin,
+            slot: self.slot,
+        }
+    }
+}
+
 /// What one operation did inside the transaction.
 enum Done {
     Stored {
-        conv: ConvId,
-        seq: u64,
-        msg_id: MsgId,
-        ts: i64,
+        placed: Placed,
         members: Option<Arc<Vec<UserId>>>,
     },
     Duplicate {
@@ -1393,7 +1455,9 @@ impl Writer {
                     self.cursors.clear();
                 }
                 if applied > self.progress.applied() {
-                    self.progress.applied.store(applied, std::sync::atomic::Ordering::Release);
+                    self.progress
+                        .applied
+                        .store(applied, std::sync::atomic::Ordering::Release);
                 }
                 let m = &self.metrics;
                 m.store_commits_total.fetch_add(1, Relaxed);
@@ -1440,42 +1504,9 @@ impl Writer {
             };
             match op {
                 Write::Chat(c) => committed.push(match d {
-                    Done::Stored {
-                        conv,
-                        seq,
-                        msg_id,
-                        ts,
-                        members,
-                    } => Committed::Chat {
-                        msg: Arc::new(StoredMessage {
-                            conv,
-                            seq,
-                            msg_id,
-                            from: c.from,
-                            from_name: c.from_name,
-                            to: c.to,
-                            client_msg_id: c.client_msg_id,
-                            content: c.content,
-                            ts,
-                        }),
-                        origin: c.origin,
-                        slot: c.slot,
-                        members,
-                    },
-                    Done::Duplicate { msg_id, ts, seq } => Committed::Duplicate {
-                        msg_id,
-                        ts,
-                        seq,
-                        client_msg_id: c.client_msg_id,
-                        origin: c.origin,
-                        slot: c.slot,
-                    },
-                    Done::Rejected(error) => Committed::Rejected {
-                        error,
-                        client_msg_id: c.client_msg_id,
-                        origin: c.origin,
-                        slot: c.slot,
-                    },
+                    Done::Stored { placed, members } => c.stored(placed, members),
+                    Done::Duplicate { msg_id, ts, seq } => c.duplicate(msg_id, ts, seq),
+                    Done::Rejected(error) => c.rejected(error),
                     _ => unreachable!("chat ops produce chat results"),
                 }),
                 Write::CreateUser { reply, .. } => {
@@ -1659,17 +1690,13 @@ impl Writer {
         let (msg_id, ts) = self.ids.lock().next(now);
         // The idempotency check is the unique index itself: a resend of a
         // stored (sender, clientMsgId) inserts nothing.
-        let record = log::Record {
-            lsn: 0,
+        let placed = Placed {
             conv,
             seq,
             msg_id,
-            from: c.from,
             ts,
-            client_msg_id: c.client_msg_id.clone(),
-            content: c.content.clone(),
         };
-        if insert_message(&self.conn, &record)? == 0 {
+        if insert_message(&self.conn, &c.record(0, placed))? == 0 {
             let existing = match &c.client_msg_id {
                 Some(key) => find_by_key(&self.conn, c.from, key)?,
                 None => None,
@@ -1684,13 +1711,7 @@ impl Writer {
             return Ok(Done::Duplicate { msg_id, ts, seq });
         }
         self.seqs.insert(conv, seq);
-        Ok(Done::Stored {
-            conv,
-            seq,
-            msg_id,
-            ts,
-            members,
-        })
+        Ok(Done::Stored { placed, members })
     }
 
     /// A group's members (sorted), or `None` if `conv` is not a group.

@@ -17,12 +17,12 @@
 //! group changes (later chats must see the new members) and the first
 //! message between two users (the indexer creates the conversation).
 
-use super::log::{CommitLog, Record};
+use super::log::CommitLog;
 use super::{
     direct_lookup, find_by_key, last_stored_seq, load_members, Dispatch, IdGen, IndexCmd, Op,
-    Progress, MAX_BATCH,
+    Placed, Progress, MAX_BATCH,
 };
-use super::{ChatWrite, Cmd, Committed, ConvId, Error, Metrics, StoredMessage, Write};
+use super::{ChatWrite, Cmd, Committed, ConvId, Error, Metrics, Write};
 use crate::clock::now_ms;
 use rusqlite::Connection;
 use shared::{MsgId, Target, UserId};
@@ -177,16 +177,7 @@ impl Front {
         }
         match self.resolve(&c) {
             Ok(Resolved::Conv(conv, members)) => self.log_chat(c, conv, members),
-            Ok(Resolved::Duplicate(o)) => {
-                self.answers.push(Committed::Duplicate {
-                    msg_id: o.msg_id,
-                    ts: o.ts,
-                    seq: o.seq,
-                    client_msg_id: c.client_msg_id,
-                    origin: c.origin,
-                    slot: c.slot,
-                })
-            }
+            Ok(Resolved::Duplicate(o)) => self.answers.push(c.duplicate(o.msg_id, o.ts, o.seq)),
             Ok(Resolved::Refused(error)) => self.refuse(c, error),
             Ok(Resolved::Unknown) => {
                 // The first message between two users: the indexer creates
@@ -204,12 +195,7 @@ impl Front {
     }
 
     fn refuse(&mut self, c: ChatWrite, error: Error) {
-        self.answers.push(Committed::Rejected {
-            error,
-            client_msg_id: c.client_msg_id,
-            origin: c.origin,
-            slot: c.slot,
-        });
+        self.answers.push(c.rejected(error));
     }
 
     /// Finds the chat's conversation and checks its key, in the same order
@@ -285,40 +271,23 @@ impl Front {
         let (msg_id, ts) = self.ids.lock().next(now_ms());
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        let record = Record {
-            lsn,
+        let placed = Placed {
             conv,
             seq,
             msg_id,
-            from: c.from,
             ts,
-            client_msg_id: c.client_msg_id.clone(),
-            content: c.content.clone(),
         };
+        let record = c.record(lsn, placed);
         record.encode(&mut self.buf);
         if let Some(key) = &c.client_msg_id {
             let key = (c.from.0, key.clone());
-            self.overlay.insert(key.clone(), Original { msg_id, ts, seq });
+            self.overlay
+                .insert(key.clone(), Original { msg_id, ts, seq });
             self.overlay_order.push_back((lsn, key));
         }
         self.ops.push(Op::Logged(record));
         self.arrived.push(c.received);
-        self.answers.push(Committed::Chat {
-            msg: Arc::new(StoredMessage {
-                conv,
-                seq,
-                msg_id,
-                from: c.from,
-                from_name: c.from_name,
-                to: c.to,
-                client_msg_id: c.client_msg_id,
-                content: c.content,
-                ts,
-            }),
-            origin: c.origin,
-            slot: c.slot,
-            members,
-        });
+        self.answers.push(c.stored(placed, members));
         // Bounded groups: a quarter of the log at most, so one always fits.
         if self.buf.len() >= self.log.capacity() / 4 {
             self.flush();
@@ -355,7 +324,9 @@ impl Front {
         self.dispatch.send(std::mem::take(&mut self.answers));
         if !self.ops.is_empty() {
             // Blocks while the indexer is far behind: backpressure.
-            let _ = self.indexer.send(IndexCmd::Ops(std::mem::take(&mut self.ops)));
+            let _ = self
+                .indexer
+                .send(IndexCmd::Ops(std::mem::take(&mut self.ops)));
         }
         self.prune();
     }
@@ -370,7 +341,11 @@ impl Front {
     /// disk.
     fn barrier(&mut self, durable: bool) {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        if self.indexer.send(IndexCmd::Barrier { reply, durable }).is_ok() {
+        if self
+            .indexer
+            .send(IndexCmd::Barrier { reply, durable })
+            .is_ok()
+        {
             let _ = rx.blocking_recv();
         }
         self.prune();
