@@ -434,13 +434,7 @@ impl Hub {
         let frame = encode(&msg.push_frame());
         match (msg.to, members) {
             (Target::Group(_), Some(members)) => self.deliver(members, msg, &frame),
-            (Target::User(to), _) => {
-                self.deliver(&[to], msg, &frame);
-                if msg.seq == 1 {
-                    // A new conversation: the two are contacts from now on.
-                    self.befriend(msg.from, to);
-                }
-            }
+            (Target::User(to), _) => self.deliver(&[to], msg, &frame),
             (Target::Group(_), None) => {}
         }
         self.echo(msg.from, origin, &frame);
@@ -712,10 +706,12 @@ impl CommitSink for Hub {
                     members,
                 } => {
                     m.messages_in_total.fetch_add(1, Relaxed);
-                    // Pushes (and, for a new pair, the new contacts) first:
-                    // whatever the sender does once it has the 81 must find
-                    // them done.
-                    self.dispatch(&msg, origin.id(), members.as_ref().map(|m| m.as_slice()));
+                    if let (Target::User(to), 1) = (msg.to, msg.seq) {
+                        // A new conversation: the two are contacts from now
+                        // on. Before the 81, so that whatever the sender
+                        // does once it has the answer finds them so.
+                        self.befriend(msg.from, to);
+                    }
                     let resp = ServerFrame::ChatResp {
                         msg_id: msg.msg_id,
                         client_msg_id: msg.client_msg_id.clone(),
@@ -724,6 +720,7 @@ impl CommitSink for Hub {
                     };
                     origin.push(encode(&resp), m);
                     drop(slot);
+                    self.dispatch(&msg, origin.id(), members.as_ref().map(|m| m.as_slice()));
                 }
                 Committed::Duplicate {
                     msg_id,

@@ -416,6 +416,12 @@ fn find_by_key(
         .transpose()
 }
 
+/// Whether a user exists.
+fn user_exists(c: &Connection, user: UserId) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+        .exists([user.0])
+}
+
 /// A conversation's last stored `seq` (0 if empty).
 fn last_stored_seq(c: &Connection, conv: ConvId) -> rusqlite::Result<u64> {
     c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
@@ -2106,11 +2112,7 @@ impl Writer {
         let conv = match found {
             Some(c) => c,
             None => {
-                let exists = self
-                    .conn
-                    .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
-                    .exists([to.0])?;
-                if !exists {
+                if !user_exists(&self.conn, to)? {
                     return Ok(None);
                 }
                 self.conn

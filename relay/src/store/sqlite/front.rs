@@ -19,14 +19,14 @@
 
 use super::log::CommitLog;
 use super::{
-    direct_lookup, find_by_key, last_stored_seq, load_members, Dispatch, IdGen, IndexCmd, Op,
-    Placed, Progress, MAX_BATCH,
+    direct_lookup, find_by_key, last_stored_seq, load_members, user_exists, Dispatch, IdGen,
+    IndexCmd, Op, Placed, Progress, MAX_BATCH,
 };
 use super::{ChatWrite, Cmd, Committed, ConvId, Error, Metrics, Write};
 use crate::clock::now_ms;
 use rusqlite::Connection;
 use shared::{MsgId, Target, UserId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +65,11 @@ pub(super) struct Front {
     seqs: HashMap<ConvId, u64>,
     /// Members of each group, sorted.
     groups: HashMap<ConvId, Arc<Vec<UserId>>>,
+    /// Ids found not to be a group, and users found not to exist, since
+    /// the last group creation or registration: a client sending to them
+    /// over and over must not cost a wait for the indexer each time.
+    not_groups: HashSet<ConvId>,
+    not_users: HashSet<i64>,
     /// `(sender, clientMsgId)` of chats logged but not yet applied; the
     /// applied ones are found in SQLite. Pruned only up to the indexer's
     /// published LSN, so a key is always in one place or the other.
@@ -106,6 +111,8 @@ impl Front {
             directs: HashMap::new(),
             seqs: HashMap::new(),
             groups: HashMap::new(),
+            not_groups: HashSet::new(),
+            not_users: HashSet::new(),
             overlay: HashMap::new(),
             overlay_order: VecDeque::new(),
             buf: Vec::with_capacity(1 << 16),
@@ -153,13 +160,20 @@ impl Front {
     fn take(&mut self, w: Write) {
         match w {
             Write::Chat(c) => self.chat(c),
+            Write::CreateUser { .. } => {
+                self.not_users.clear();
+                self.ops.push(Op::Write(w));
+            }
             Write::Group { ref op, .. } => {
                 let group = op.group();
                 self.ops.push(Op::Write(w));
                 self.flush();
                 self.sync();
-                if let Some(g) = group {
-                    self.groups.remove(&g.0);
+                match group {
+                    Some(g) => {
+                        self.groups.remove(&g.0);
+                    }
+                    None => self.not_groups.clear(),
                 }
             }
             // Cursors, read markers and accounts: in order, without waiting.
@@ -168,12 +182,14 @@ impl Front {
     }
 
     fn chat(&mut self, c: ChatWrite) {
-        if self.seqs.len() > CACHE_LIMIT {
+        if self.seqs.len() + self.not_groups.len() + self.not_users.len() > CACHE_LIMIT {
             self.flush();
             self.sync();
             self.directs.clear();
             self.seqs.clear();
             self.groups.clear();
+            self.not_groups.clear();
+            self.not_users.clear();
         }
         match self.resolve(&c) {
             Ok(Resolved::Conv(conv, members)) => self.log_chat(c, conv, members),
@@ -209,10 +225,17 @@ impl Front {
                 let key = (c.from.0.min(to.0), c.from.0.max(to.0));
                 let conv = match self.directs.get(&key) {
                     Some(conv) => *conv,
+                    None if self.not_users.contains(&to.0) => {
+                        return Ok(Resolved::Refused(Error::UnknownRecipient))
+                    }
                     None => {
                         self.flush();
                         self.sync();
                         let Some(conv) = direct_lookup(&self.read, c.from, to)? else {
+                            if !user_exists(&self.read, to)? {
+                                self.not_users.insert(to.0);
+                                return Ok(Resolved::Refused(Error::UnknownRecipient));
+                            }
                             return Ok(Resolved::Unknown);
                         };
                         self.cache_seq(conv)?;
@@ -244,9 +267,13 @@ impl Front {
         if let Some(m) = self.groups.get(&conv) {
             return Ok(Some(m.clone()));
         }
+        if self.not_groups.contains(&conv) {
+            return Ok(None);
+        }
         self.flush();
         self.sync();
         let Some(members) = load_members(&self.read, conv)? else {
+            self.not_groups.insert(conv);
             return Ok(None);
         };
         let members = Arc::new(members);
