@@ -1,7 +1,7 @@
 //! The handle through which the rest of the relay talks to one WebSocket.
 //!
 //! Every socket has a **bounded** outbound queue drained by its own writer
-//! task. Producers (the hub, the storage writer thread, the retry timer) only
+//! task. Producers (the hub, the storage threads, the retry timer) only
 //! ever `try_send`: a full queue means the client is not reading, and that
 //! client is closed with 4008 instead of being allowed to stall anyone else.
 

@@ -2,12 +2,13 @@
 //! PostgreSQL backend (a later milestone) are interchangeable, with each
 //! backend behind a cargo feature.
 //!
-//! Writes go through one ordered queue and are committed in batches (group
-//! commit): everything that arrived while the previous transaction was being
-//! made durable is written in the next one. Each committed batch is handed to
-//! a [`CommitSink`] (the hub) **in commit order**, which is what lets the hub
-//! push messages of a conversation in `seq` order and answer 81 only after the
-//! message is durable.
+//! Writes go through one ordered queue and are made durable in batches
+//! (group commit): everything that arrived while the previous batch was being
+//! made durable goes into the next one (for SQLite: into its commit log, see
+//! `sqlite/front.rs`). Each durable batch is handed to a [`CommitSink`] (the
+//! hub) **in order**, which is what lets the hub push messages of a
+//! conversation in `seq` order and answer 81 only after the message is
+//! durable.
 
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -146,8 +146,8 @@ const INDEX_MAX_BATCH: usize = 16_384;
 const RETRY_GAP: Duration = Duration::from_millis(100);
 /// Pending cursor updates that force a write before the next flush tick.
 const MAX_PENDING_CURSORS: usize = 50_000;
-/// Batches up to this many chats are dispatched on the writer thread when
-/// the dispatch thread is idle.
+/// Batches up to this many chats are dispatched on the front's (or the
+/// indexer's) own thread when the dispatch thread is idle.
 const INLINE_DISPATCH: usize = 16;
 /// Committed batches waiting for the dispatch thread.
 const DISPATCH_QUEUE: usize = 64;
