@@ -6,12 +6,13 @@
 //!   is in the log. Everything, resolved chats included, then goes on in the
 //!   same order to:
 //! - the **indexer thread** (`Writer` below), which owns the only write
-//!   connection. It takes every operation waiting, writes them in one
-//!   transaction (one fsync with `synchronous=FULL`), records the last log
-//!   sequence number applied in the same transaction, and hands the results
-//!   of the other writes to the [`CommitSink`] in order. Under load the
-//!   batches grow by themselves (group commit). At start, log records past
-//!   the applied number are replayed before anything else runs.
+//!   connection. It gathers logged chats and cursor moves (nobody waits for
+//!   them) and writes them in one transaction with `synchronous=NORMAL`;
+//!   anything someone waits for is committed at once with the configured
+//!   level (`FULL` by default). It records the last log sequence number
+//!   applied in the same transaction, and hands the results of the other
+//!   writes to the [`CommitSink`] in order. At start, log records past the
+//!   applied number are replayed before anything else runs.
 //! - Reads run on a small pool of read-only connections on tokio's blocking
 //!   threads; WAL mode lets them proceed while the writer writes.
 //! - A checkpointer thread copies the WAL back into the database file in the
@@ -126,7 +127,7 @@ INSERT INTO log_state (id, applied_lsn) VALUES (1, 0);
 "#,
 ];
 
-/// Most operations the front takes at once, and in one indexer transaction.
+/// Most operations the front takes from its queue at once.
 const MAX_BATCH: usize = 4096;
 /// Write queue capacity; producers wait when it is full.
 const QUEUE: usize = 8192;
@@ -139,7 +140,9 @@ const INDEX_QUEUE: usize = 4096;
 /// committing as soon as anything arrived made 2.4 chats per transaction,
 /// 100 MB/s of disk writes and a relay at 90 % CPU; gathering for a second
 /// makes 40 MB/s and 62 % (docs/benchmarks.md, "Fourth round"). Anything
-/// someone waits for (a barrier, a fresh read, a reply) commits at once.
+/// someone waits for (a barrier, a fresh read, a reply) commits at once,
+/// and so does the hub's cursor flush every 200 ms: with the relay running,
+/// that flush, not this bound, ends each gathering.
 const INDEX_GATHER: Duration = Duration::from_millis(1000);
 const INDEX_MAX_BATCH: usize = 16_384;
 /// Pause before retrying an indexer transaction of logged chats that failed.
@@ -157,9 +160,10 @@ const READERS: usize = 4;
 /// truncating one (only reached if long reads keep the WAL from restarting).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const WAL_TRUNCATE_BYTES: u64 = 256 << 20;
-/// WAL pages after which the writer checkpoints itself, in its own thread,
-/// blocking the messages behind it. At SQLite's default of 1,000 (4 MiB)
-/// this happened every ~30 ms at 10,000 msg/s; at 10,000 pages (~40 MiB of
+/// WAL pages after which the indexer checkpoints itself, in its own
+/// thread, blocking the writes behind it. When it still answered chats, at
+/// SQLite's default of 1,000 (4 MiB) this happened every ~30 ms at 10,000
+/// msg/s; at 10,000 pages (~40 MiB of
 /// WAL, under `journal_size_limit`) the store stage answers 92 % of
 /// messages within 1 ms instead of 77 %, and the mean end-to-end latency
 /// drops by a quarter (docs/benchmarks.md, "Third round"). Disabling it
