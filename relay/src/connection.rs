@@ -634,17 +634,9 @@ where
                 cursor,
             } => {
                 if let Some(seq) = cursor {
-                    // Made durable by the next group commit; if that never
+                    // Written by the next cursor flush; if that never
                     // happens the message is pushed again and deduped.
-                    let _ = self
-                        .app
-                        .store
-                        .write(Write::Cursor {
-                            user: me,
-                            conv,
-                            seq,
-                        })
-                        .await;
+                    self.app.store.move_cursor(me, conv, seq);
                 }
                 if receipt {
                     let receipt = ServerFrame::Delivered {

@@ -13,6 +13,8 @@ macro_rules! metrics {
             $( $(#[doc = $doc])* pub $name: metrics!(@ty $kind), )*
             /// Time from a chat's arrival to the moment it is durable and answered.
             pub store_latency: Histogram,
+            /// Time one commit log append takes (its write and `fdatasync`).
+            pub log_append_latency: Histogram,
         }
 
         impl Metrics {
@@ -29,6 +31,11 @@ macro_rules! metrics {
                     &mut out,
                     "ferrochat_store_latency_seconds",
                     "Time from a chat's arrival at the relay to the moment it is durable (in the commit log) and answered.",
+                );
+                self.log_append_latency.render(
+                    &mut out,
+                    "ferrochat_log_append_seconds",
+                    "Time one commit log append takes: its write and its fdatasync.",
                 );
                 out
             }

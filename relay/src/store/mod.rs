@@ -126,18 +126,8 @@ pub struct ChatWrite {
 pub enum Write {
     /// Store a chat; the outcome goes to the [`CommitSink`].
     Chat(ChatWrite),
-    /// Move a user's delivery cursor in a conversation forward to `seq`.
-    /// Never moves it back. Cursor moves are coalesced in memory and written
-    /// on the next [`Write::FlushCursors`].
-    Cursor {
-        /// Whose cursor.
-        user: UserId,
-        /// Which conversation.
-        conv: ConvId,
-        /// New value.
-        seq: u64,
-    },
-    /// Write the coalesced cursor moves (sent by a timer).
+    /// Write the coalesced cursor moves ([`Store::move_cursor`]); sent by
+    /// a timer.
     FlushCursors,
     /// Register an account.
     CreateUser {
@@ -351,6 +341,15 @@ pub trait CommitSink: Send + Sync + 'static {
 pub trait Store: Send + Sync + 'static {
     /// Queues a write. Waits only while the queue is full (backpressure).
     async fn write(&self, w: Write) -> Result<()>;
+
+    /// Moves a user's delivery cursor in a conversation forward to `seq`
+    /// (never back). Moves are coalesced in memory and written on the next
+    /// [`Write::FlushCursors`], and before any read that must be fresh.
+    /// They skip the write queue: at one per ack, queueing them woke the
+    /// writing thread as often as chats did, for nothing it had to order.
+    /// Losing the unwritten ones in a crash only re-pushes a few messages,
+    /// which clients dedupe by `msgId`.
+    fn move_cursor(&self, user: UserId, conv: ConvId, seq: u64);
 
     /// Finds a user by username (case-insensitive).
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;

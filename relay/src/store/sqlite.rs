@@ -139,10 +139,12 @@ const INDEX_QUEUE: usize = 4096;
 /// already, so only CPU and disk time are at stake: at 10,000 msg/s,
 /// committing as soon as anything arrived made 2.4 chats per transaction,
 /// 100 MB/s of disk writes and a relay at 90 % CPU; gathering for a second
-/// makes 40 MB/s and 62 % (docs/benchmarks.md, "Fourth round"). Anything
-/// someone waits for (a barrier, a fresh read, a reply) commits at once,
-/// and so does the hub's cursor flush every 200 ms: with the relay running,
-/// that flush, not this bound, ends each gathering.
+/// makes 40 MB/s and 62 %. Until the hub's 200 ms cursor flush was made
+/// quiet too, it ended every gathering; at a full second WAL writes fell
+/// from 15 to 5 MB/s (docs/benchmarks.md, "Fifth round"). Anything someone
+/// waits for (a barrier, a fresh read, a reply) ends the gathering at once.
+/// At 10,000 msg/s the time bound ends it (the operation bound would take
+/// 1.6 s).
 const INDEX_GATHER: Duration = Duration::from_millis(1000);
 const INDEX_MAX_BATCH: usize = 16_384;
 /// Pause before retrying an indexer transaction of logged chats that failed.
@@ -188,6 +190,15 @@ enum Op {
     Logged(log::Record),
 }
 
+impl Op {
+    /// Logged chats and cursor flushes: nobody waits for them, so they
+    /// may gather, and their commits need not reach the disk (the chats
+    /// are in the log, and a lost cursor only re-pushes a message).
+    fn is_quiet(&self) -> bool {
+        matches!(self, Op::Logged(_) | Op::Write(Write::FlushCursors))
+    }
+}
+
 /// What reaches the indexer thread, from the front only.
 enum IndexCmd {
     Ops(Vec<Op>),
@@ -210,6 +221,23 @@ struct Progress {
 impl Progress {
     fn applied(&self) -> u64 {
         self.applied.load(Acquire)
+    }
+}
+
+/// Delivery cursor moves from acks, coalesced (the highest `seq` wins)
+/// until the indexer takes them.
+#[derive(Default)]
+struct PendingCursors(parking_lot::Mutex<HashMap<(ConvId, UserId), u64>>);
+
+impl PendingCursors {
+    fn moved(&self, user: UserId, conv: ConvId, seq: u64) {
+        let mut map = self.0.lock();
+        let e = map.entry((conv, user)).or_default();
+        *e = (*e).max(seq);
+    }
+
+    fn take(&self) -> HashMap<(ConvId, UserId), u64> {
+        std::mem::take(&mut *self.0.lock())
     }
 }
 
@@ -255,6 +283,8 @@ impl Dispatch {
 /// The SQLite backend.
 pub struct SqliteStore {
     tx: mpsc::Sender<Cmd>,
+    /// Cursor moves not yet taken by the indexer.
+    cursors: Arc<PendingCursors>,
     readers: Arc<Readers>,
     stop_checkpointer: Arc<AtomicBool>,
     _temp: Option<TempFile>,
@@ -521,6 +551,7 @@ impl SqliteStore {
         }
         let dispatch = Arc::new(Dispatch { sink, queue, busy });
         let (index_tx, index_rx) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
+        let cursors = Arc::new(PendingCursors::default());
         let writer = Writer {
             conn,
             rx: index_rx,
@@ -532,7 +563,9 @@ impl SqliteStore {
             conn_level: sync,
             seqs: HashMap::new(),
             cursors: HashMap::new(),
+            moved: cursors.clone(),
             cursors_written: false,
+            gathering: None,
             directs: HashMap::new(),
             groups: HashMap::new(),
         };
@@ -577,6 +610,7 @@ impl SqliteStore {
                 permits: Semaphore::new(READERS),
             }),
             stop_checkpointer,
+            cursors,
             _temp: temp,
         })
     }
@@ -656,6 +690,10 @@ impl Store for SqliteStore {
             .send(Cmd::Write(w))
             .await
             .map_err(|_| Error::StoreClosed)
+    }
+
+    fn move_cursor(&self, user: UserId, conv: ConvId, seq: u64) {
+        self.cursors.moved(user, conv, seq);
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
@@ -1262,6 +1300,32 @@ impl ChatWrite {
 }
 
 /// What one operation did inside the transaction.
+/// Results of the operations run so far in the open transaction.
+#[derive(Default)]
+struct Txn {
+    done: Vec<Done>,
+    /// The last LSN applied (0 if none).
+    applied: u64,
+    /// Whether a cursor flush is among them.
+    flush: bool,
+}
+
+/// The open transaction that quiet operations gather in. They are run as
+/// they arrive, so the indexer's work is spread over the gathering instead
+/// of coming in one burst at its end: a one-second batch of 10,000 chats
+/// took ~27 ms of CPU at once, and the relay's other threads, squeezed
+/// onto the remaining core, answered late meanwhile.
+struct Gathering {
+    /// Everything run in it, for a retry should it fail.
+    ops: Vec<Op>,
+    txn: Txn,
+    started: Instant,
+    /// Time spent running its operations.
+    busy: Duration,
+    /// Something failed and was rolled back: `ops` are redone at the end.
+    failed: bool,
+}
+
 enum Done {
     Stored {
         placed: Placed,
@@ -1310,8 +1374,12 @@ struct Writer {
     /// up; losing them in a crash only means re-pushing a few messages,
     /// which clients dedupe.
     cursors: HashMap<(ConvId, UserId), u64>,
+    /// Where [`Store::move_cursor`] leaves them; taken at every commit.
+    moved: Arc<PendingCursors>,
     /// Whether the transaction being committed writes `cursors`.
     cursors_written: bool,
+    /// The open transaction of quiet operations, if any.
+    gathering: Option<Gathering>,
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -1345,12 +1413,11 @@ impl Writer {
         let mut barriers = Vec::new();
         let mut durable = false;
         let mut closing = None;
-        let mut gathering_since: Option<Instant> = None;
         while closing.is_none() {
-            let cmd = match gathering_since {
+            let cmd = match &self.gathering {
                 None => self.rx.recv().ok(),
-                Some(since) => {
-                    let left = INDEX_GATHER.saturating_sub(since.elapsed());
+                Some(g) => {
+                    let left = INDEX_GATHER.saturating_sub(g.started.elapsed());
                     match self.rx.recv_timeout(left) {
                         Ok(cmd) => Some(cmd),
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
@@ -1358,7 +1425,7 @@ impl Writer {
                     }
                 }
             };
-            if cmd.is_none() && gathering_since.is_none() {
+            if cmd.is_none() && self.gathering.is_none() {
                 break; // the front is gone
             }
             let mut next = cmd;
@@ -1375,25 +1442,27 @@ impl Writer {
                     next = self.rx.try_recv().ok();
                 }
             }
-            let started = *gathering_since.get_or_insert_with(Instant::now);
-            // Only logged chats and cursor moves may wait: nobody waits
-            // for them.
-            let quiet = batch
-                .iter()
-                .all(|op| matches!(op, Op::Logged(_) | Op::Write(Write::Cursor { .. })));
-            if quiet
-                && barriers.is_empty()
-                && closing.is_none()
-                && batch.len() < INDEX_MAX_BATCH
-                && started.elapsed() < INDEX_GATHER
-            {
+            // Quiet operations at the head join the open transaction now.
+            let quiet = batch.iter().take_while(|op| op.is_quiet()).count();
+            if quiet > 0 {
+                let rest = batch.split_off(quiet);
+                self.gather(std::mem::replace(&mut batch, rest));
+            }
+            let full = self.gathering.as_ref().is_some_and(|g| {
+                g.ops.len() >= INDEX_MAX_BATCH || g.started.elapsed() >= INDEX_GATHER
+            });
+            if batch.is_empty() && barriers.is_empty() && closing.is_none() && !full {
                 continue;
             }
-            gathering_since = None;
             if !barriers.is_empty() {
                 // Whoever waits may read cursors: write them too.
-                batch.push(Op::Write(Write::FlushCursors));
+                if batch.is_empty() && self.gathering.is_some() {
+                    self.gather(vec![Op::Write(Write::FlushCursors)]);
+                } else {
+                    batch.push(Op::Write(Write::FlushCursors));
+                }
             }
+            self.end_gathering();
             if !batch.is_empty() || durable {
                 self.commit(std::mem::take(&mut batch), durable);
             }
@@ -1402,6 +1471,7 @@ impl Writer {
                 let _ = b.send(());
             }
         }
+        self.end_gathering();
         // The front sends nothing after the close: write the pending
         // cursors and stop.
         self.commit(vec![Op::Write(Write::FlushCursors)], true);
@@ -1425,10 +1495,20 @@ impl Writer {
     /// save re-pushes; their commits use `NORMAL`, which in WAL mode does
     /// not fsync, so they do not compete with the log's `fdatasync`.
     fn commit(&mut self, mut ops: Vec<Op>, durable: bool) {
-        let full = durable
-            || ops.iter().any(|op| {
-                matches!(op, Op::Write(w) if !matches!(w, Write::Cursor { .. } | Write::FlushCursors))
-            });
+        self.set_sync(durable || !ops.iter().all(Op::is_quiet));
+        loop {
+            let retry = self.commit_once(ops, durable);
+            if retry.is_empty() {
+                return;
+            }
+            std::thread::sleep(RETRY_GAP);
+            ops = retry;
+        }
+    }
+
+    /// Sets `synchronous` for the next transaction: as configured if
+    /// `full`, else at most `NORMAL`.
+    fn set_sync(&mut self, full: bool) {
         let level = match self.sync_level {
             SyncMode::Full if !full => SyncMode::Normal,
             configured => configured,
@@ -1439,14 +1519,6 @@ impl Writer {
                 Ok(()) => self.conn_level = level,
                 Err(e) => tracing::warn!(error = %e, "could not set synchronous={name}"),
             }
-        }
-        loop {
-            let retry = self.commit_once(ops, durable);
-            if retry.is_empty() {
-                return;
-            }
-            std::thread::sleep(RETRY_GAP);
-            ops = retry;
         }
     }
 
@@ -1461,19 +1533,8 @@ impl Writer {
         let mut retry = Vec::new();
         let done = match result {
             Ok((done, applied)) => {
-                if self.cursors_written {
-                    self.cursors.clear();
-                }
-                if applied > self.progress.applied() {
-                    self.progress
-                        .applied
-                        .store(applied, std::sync::atomic::Ordering::Release);
-                }
+                self.committed(applied, ops.len(), started.elapsed());
                 let m = &self.metrics;
-                m.store_commits_total.fetch_add(1, Relaxed);
-                m.store_ops_total.fetch_add(ops.len() as u64, Relaxed);
-                m.store_commit_micros_total
-                    .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                 let now = Instant::now();
                 for op in &ops {
                     if let Op::Write(Write::Chat(c)) = op {
@@ -1484,12 +1545,7 @@ impl Writer {
                 done
             }
             Err(e) => {
-                tracing::error!(error = %e, ops = ops.len(), "storage transaction failed; rolled back");
-                self.metrics.store_failures_total.fetch_add(1, Relaxed);
-                let _ = self.conn.execute_batch("ROLLBACK");
-                self.seqs.clear();
-                self.directs.clear();
-                self.groups.clear();
+                self.roll_back(&e, ops.len());
                 retry.extend(ops.iter().filter_map(|op| match op {
                     Op::Logged(r) => Some(Op::Logged(r.clone())),
                     Op::Write(_) => None,
@@ -1502,6 +1558,89 @@ impl Writer {
         };
         self.deliver(ops, done);
         retry
+    }
+
+    /// Bookkeeping after a successful commit.
+    fn committed(&mut self, applied: u64, ops: usize, busy: Duration) {
+        if self.cursors_written {
+            self.cursors.clear();
+        }
+        if applied > self.progress.applied() {
+            self.progress
+                .applied
+                .store(applied, std::sync::atomic::Ordering::Release);
+        }
+        let m = &self.metrics;
+        m.store_commits_total.fetch_add(1, Relaxed);
+        m.store_ops_total.fetch_add(ops as u64, Relaxed);
+        m.store_commit_micros_total
+            .fetch_add(busy.as_micros() as u64, Relaxed);
+    }
+
+    /// Rolls the open transaction back and forgets what it cached.
+    fn roll_back(&mut self, e: &rusqlite::Error, ops: usize) {
+        tracing::error!(error = %e, ops, "storage transaction failed; rolled back");
+        self.metrics.store_failures_total.fetch_add(1, Relaxed);
+        let _ = self.conn.execute_batch("ROLLBACK");
+        self.seqs.clear();
+        self.directs.clear();
+        self.groups.clear();
+    }
+
+    /// Adds quiet operations to the gathering transaction, beginning it if
+    /// needed, and runs them at once.
+    fn gather(&mut self, ops: Vec<Op>) {
+        let mut g = self.gathering.take().unwrap_or_else(|| {
+            self.set_sync(false);
+            let failed = match self.conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not begin a transaction");
+                    true
+                }
+            };
+            Gathering {
+                ops: Vec::new(),
+                txn: Txn::default(),
+                started: Instant::now(),
+                busy: Duration::ZERO,
+                failed,
+            }
+        });
+        let from = g.ops.len();
+        g.ops.extend(ops);
+        if !g.failed {
+            let started = Instant::now();
+            if let Err(e) = self.apply_ops(&g.ops[from..], &mut g.txn) {
+                self.roll_back(&e, g.ops.len());
+                g.failed = true;
+            }
+            g.busy += started.elapsed();
+        }
+        self.gathering = Some(g);
+    }
+
+    /// Commits the gathering transaction, if any. If any part of it
+    /// failed, its operations go through [`Writer::commit`] again, which
+    /// retries the logged chats until they are stored.
+    fn end_gathering(&mut self) {
+        let Some(g) = self.gathering.take() else {
+            return;
+        };
+        if !g.failed {
+            let started = Instant::now();
+            let r = self
+                .finish(&g.txn, false)
+                .and_then(|()| self.conn.execute_batch("COMMIT"));
+            match r {
+                Ok(()) => {
+                    self.committed(g.txn.applied, g.ops.len(), g.busy + started.elapsed());
+                    return;
+                }
+                Err(e) => self.roll_back(&e, g.ops.len()),
+            }
+        }
+        self.commit(g.ops, false);
     }
 
     /// Hands results out: oneshot replies, then the batch to the sink.
@@ -1558,7 +1697,7 @@ impl Writer {
                     }
                     _ => unreachable!(),
                 },
-                Write::Cursor { .. } | Write::FlushCursors | Write::PurgeExpiredTokens { .. } => {}
+                Write::FlushCursors | Write::PurgeExpiredTokens { .. } => {}
             }
         }
         self.dispatch.send(committed);
@@ -1573,15 +1712,26 @@ impl Writer {
         }
     }
 
-    /// Runs every operation inside one open transaction; also returns the
+    /// Runs every operation inside one new transaction; also returns the
     /// last LSN applied (0 if none). `durable` writes the applied LSN even
     /// if unchanged: a commit must write something to sync the WAL.
     fn apply(&mut self, ops: &[Op], durable: bool) -> rusqlite::Result<(Vec<Done>, u64)> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut txn = Txn::default();
+        self.apply_ops(ops, &mut txn)?;
+        self.finish(&txn, durable)?;
+        Ok((txn.done, txn.applied))
+    }
+
+    /// Runs `ops` in the open transaction, recording their results in `txn`.
+    fn apply_ops(&mut self, ops: &[Op], txn: &mut Txn) -> rusqlite::Result<()> {
         let now = now_ms();
-        let mut flush = false;
-        let mut applied = 0;
-        let mut done = Vec::with_capacity(ops.len());
+        let Txn {
+            done,
+            applied,
+            flush,
+        } = txn;
+        done.reserve(ops.len());
         for op in ops {
             let op = match op {
                 Op::Logged(r) => {
@@ -1593,7 +1743,7 @@ impl Writer {
                     if let Some(s) = self.seqs.get_mut(&r.conv) {
                         *s = (*s).max(r.seq);
                     }
-                    applied = r.lsn;
+                    *applied = r.lsn;
                     done.push(Done::Nothing);
                     continue;
                 }
@@ -1601,13 +1751,8 @@ impl Writer {
             };
             done.push(match op {
                 Write::Chat(c) => self.chat(c, now)?,
-                Write::Cursor { user, conv, seq } => {
-                    let e = self.cursors.entry((*conv, *user)).or_default();
-                    *e = (*e).max(*seq);
-                    Done::Nothing
-                }
                 Write::FlushCursors => {
-                    flush = true;
+                    *flush = true;
                     Done::Nothing
                 }
                 Write::CreateUser {
@@ -1661,7 +1806,18 @@ impl Writer {
                 }
             });
         }
+        Ok(())
+    }
+
+    /// Ends the open transaction's work: the cursor moves (on a flush, or
+    /// when many piled up) and the applied LSN.
+    fn finish(&mut self, txn: &Txn, durable: bool) -> rusqlite::Result<()> {
+        let (flush, applied) = (txn.flush, txn.applied);
         self.cursors_written = false;
+        for (key, seq) in self.moved.take() {
+            let e = self.cursors.entry(key).or_default();
+            *e = (*e).max(seq);
+        }
         if !self.cursors.is_empty() && (flush || self.cursors.len() >= MAX_PENDING_CURSORS) {
             let mut stmt = self.conn.prepare_cached(
                 "UPDATE members SET delivered_seq = MAX(delivered_seq, ?1)
@@ -1675,7 +1831,7 @@ impl Writer {
         if applied > 0 || durable {
             set_applied_lsn(&self.conn, applied.max(self.progress.applied()))?;
         }
-        Ok((done, applied))
+        Ok(())
     }
 
     fn chat(&mut self, c: &ChatWrite, now: i64) -> rusqlite::Result<Done> {
