@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use shared::api::Session;
-use shared::ClientFrame;
+use shared::{ClientFrame, ServerFrame};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -38,6 +38,41 @@ async fn messages_survive_a_restart() {
     alice.chat(b.user_id, "d-after", "after restart").await;
     let (_, _, seq) = next_resp(&mut alice).await;
     assert_eq!(seq, 6);
+    relay.stop().await;
+    drop(dir);
+}
+
+/// Acks move the delivery cursor through a map the indexer takes at its
+/// commits, not through the write queue: the next login's backlog (a fresh
+/// read) and a graceful restart must both see it.
+#[tokio::test]
+async fn acked_messages_are_not_pushed_again_after_a_login_or_a_restart() {
+    let relay = TestRelay::start(&[]).await;
+    let db = relay.db.clone();
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    for i in 0..3 {
+        alice
+            .chat(b.user_id, &format!("k-{i}"), &format!("acked {i}"))
+            .await;
+        let p = next_push(&mut bob).await;
+        bob.send(&ClientFrame::Ack { msg_id: p.msg_id }).await;
+        bob.recv_where(|f| matches!(f, ServerFrame::AckResp { .. }))
+            .await;
+    }
+    drop(bob);
+    let mut bob = relay.login(&b).await;
+    bob.expect_no_push(Duration::from_millis(500)).await;
+    drop((alice, bob));
+    let dir = relay.stop().await;
+
+    let relay = TestRelay::start_on(&db, &[], "127.0.0.1:0").await;
+    let mut bob = relay.login(&b).await;
+    bob.expect_no_push(Duration::from_millis(500)).await;
+    let mut alice = relay.login(&a).await;
+    alice.chat(b.user_id, "k-after", "after the restart").await;
+    assert_eq!(next_push(&mut bob).await.content.body, "after the restart");
     relay.stop().await;
     drop(dir);
 }
