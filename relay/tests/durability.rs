@@ -77,6 +77,63 @@ async fn acked_messages_are_not_pushed_again_after_a_login_or_a_restart() {
     drop(dir);
 }
 
+/// The indexer's transactions can fail (a full disk, say). By then the
+/// chats are in the commit log, answered and pushed; the failed gathering is
+/// rolled back and retried until it succeeds, and nothing is lost or
+/// reordered. A trigger stands in for the failure.
+#[tokio::test]
+async fn a_failing_index_transaction_is_retried_without_losing_chats() {
+    let relay = TestRelay::start(&[]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    // The first message creates the conversation through the indexer.
+    alice.chat(b.user_id, "f-0", "first").await;
+    next_resp(&mut alice).await;
+    next_push(&mut bob).await;
+
+    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.body = 'boom'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    let bodies = ["before", "boom", "after"];
+    for (i, body) in bodies.iter().enumerate() {
+        alice.chat(b.user_id, &format!("f-{}", i + 1), body).await;
+        next_resp(&mut alice).await;
+        assert_eq!(next_push(&mut bob).await.content.body, *body);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while relay.metric("ferrochat_store_failures_total").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the injected failure never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.execute_batch("DROP TRIGGER boom").unwrap();
+
+    // History is a fresh read: it waits until the indexer has stored
+    // everything answered before it.
+    let path = format!("/api/conversations/user/{}/messages", a.user_id);
+    let (status, body) = relay.get(&path, Some(&b.token)).await;
+    assert_eq!(status, 200, "{body}");
+    let history: shared::api::History = serde_json::from_value(body).unwrap();
+    let got: Vec<(u64, &str)> = history
+        .messages
+        .iter()
+        .map(|m| (m.seq, m.content.body.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, "first"), (2, "before"), (3, "boom"), (4, "after")]
+    );
+    drop((alice, bob, db));
+    relay.stop().await;
+}
+
 /// The relay binary as a child process, killed with SIGKILL.
 struct ChildRelay {
     child: Child,
