@@ -1595,7 +1595,7 @@ impl Writer {
             let failed = match self.conn.execute_batch("BEGIN IMMEDIATE") {
                 Ok(()) => false,
                 Err(e) => {
-                    tracing::error!(error = %e, "could not begin a transaction");
+                    self.roll_back(&e, 0);
                     true
                 }
             };
