@@ -183,7 +183,8 @@ impl Front {
                     None => self.not_groups.clear(),
                 }
             }
-            // Cursors, read markers and accounts: in order, without waiting.
+            // Read markers, tokens and the cursor flush: in order, without
+            // waiting.
             w => self.ops.push(Op::Write(w)),
         }
     }
@@ -328,8 +329,9 @@ impl Front {
         }
     }
 
-    /// Makes the group durable, answers it, and hands everything queued to
-    /// the indexer.
+    /// Makes the group durable and answers it; hands what is held to the
+    /// indexer once enough piled up or anything but a logged chat is among
+    /// it (see [`Front::handoff`]).
     fn flush(&mut self) {
         let logged = self.arrived.len();
         if !self.buf.is_empty() {
