@@ -118,9 +118,7 @@ async fn a_failing_index_transaction_is_retried_without_losing_chats() {
     // History is a fresh read: it waits until the indexer has stored
     // everything answered before it.
     let path = format!("/api/conversations/user/{}/messages", a.user_id);
-    let (status, body) = relay.get(&path, Some(&b.token)).await;
-    assert_eq!(status, 200, "{body}");
-    let history: shared::api::History = serde_json::from_value(body).unwrap();
+    let history = relay.history(&b.token, &path).await;
     let got: Vec<(u64, &str)> = history
         .messages
         .iter()

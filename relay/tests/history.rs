@@ -4,15 +4,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use shared::api::{Conversations, History};
+use shared::api::Conversations;
 use shared::{ClientFrame, ServerFrame, Target};
 use std::time::Duration;
-
-async fn history(relay: &TestRelay, token: &str, path: &str) -> History {
-    let (status, body) = relay.get(path, Some(token)).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_value(body).unwrap()
-}
 
 #[tokio::test]
 async fn history_pages_backwards_without_gaps_or_repeats() {
@@ -33,7 +27,7 @@ async fn history_pages_backwards_without_gaps_or_repeats() {
             Some(b) => format!("{base}?limit=10&before={b}"),
             None => format!("{base}?limit=10"),
         };
-        let page = history(&relay, &b.token, &q).await;
+        let page = relay.history(&b.token, &q).await;
         let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
         assert!(
             seqs.windows(2).all(|w| w[0] + 1 == w[1]),
@@ -51,17 +45,17 @@ async fn history_pages_backwards_without_gaps_or_repeats() {
     }
     assert_eq!(seen, (1..=25).collect::<Vec<_>>());
     // The sender reads the same conversation under the peer's id.
-    let mine = history(
-        &relay,
-        &a.token,
-        &format!("/api/conversations/user/{}/messages?limit=200", b.user_id),
-    )
-    .await;
+    let mine = relay
+        .history(
+            &a.token,
+            &format!("/api/conversations/user/{}/messages?limit=200", b.user_id),
+        )
+        .await;
     assert_eq!(mine.messages.len(), 25);
     assert!(!mine.has_more);
     // A stranger's conversation, or yourself, is not readable.
     let eve = relay.register("eve").await;
-    let empty = history(&relay, &eve.token, &base).await;
+    let empty = relay.history(&eve.token, &base).await;
     assert!(
         empty.messages.is_empty(),
         "eve has no conversation with alice"
@@ -314,12 +308,9 @@ async fn typing_is_relayed_throttled_and_never_stored() {
         "the typist does not hear itself"
     );
     // Never stored: no history, nothing pending at the next login.
-    let h = history(
-        &relay,
-        &b.token,
-        &format!("/api/conversations/group/{g}/messages"),
-    )
-    .await;
+    let h = relay
+        .history(&b.token, &format!("/api/conversations/group/{g}/messages"))
+        .await;
     assert!(h.messages.is_empty());
     relay.stop().await;
 }

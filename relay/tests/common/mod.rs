@@ -228,6 +228,13 @@ impl TestRelay {
         g
     }
 
+    /// One page of a conversation's history (`path` with its query).
+    pub async fn history(&self, token: &str, path: &str) -> shared::api::History {
+        let (status, body) = self.get(path, Some(token)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_value(body).unwrap()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         PathBuf::from(self.db.strip_prefix("sqlite://").unwrap())
     }
