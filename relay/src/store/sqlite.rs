@@ -20,6 +20,7 @@
 
 mod front;
 mod log;
+mod priority;
 
 use super::*;
 use crate::clock::now_ms;
@@ -180,6 +181,36 @@ enum Cmd {
     /// moves included: for reads that must see them.
     Fresh(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
+}
+
+impl IndexCmd {
+    /// Whether someone waits for it: the indexer leaves `SCHED_IDLE` until
+    /// it is answered (`priority.rs`).
+    fn is_urgent(&self) -> bool {
+        match self {
+            IndexCmd::Ops(ops) => !ops.iter().all(Op::is_quiet),
+            IndexCmd::Barrier { .. } => true,
+            IndexCmd::Close(_) => false,
+        }
+    }
+}
+
+/// The front's end of the indexer's queue.
+struct IndexQueue {
+    tx: std::sync::mpsc::SyncSender<IndexCmd>,
+    priority: Arc<priority::IndexerPriority>,
+}
+
+impl IndexQueue {
+    /// Hands `cmd` over, raising the indexer's priority first if someone
+    /// waits for it. Blocks while the queue is full (backpressure); fails
+    /// only if the indexer is gone.
+    fn send(&self, cmd: IndexCmd) -> std::result::Result<(), ()> {
+        if cmd.is_urgent() {
+            self.priority.urgent();
+        }
+        self.tx.send(cmd).map_err(|_| ())
+    }
 }
 
 /// One operation for the indexer.
@@ -551,6 +582,7 @@ impl SqliteStore {
         }
         let dispatch = Arc::new(Dispatch { sink, queue, busy });
         let (index_tx, index_rx) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
+        let priority = Arc::new(priority::IndexerPriority::probe());
         let cursors = Arc::new(PendingCursors::default());
         let writer = Writer {
             conn,
@@ -568,6 +600,7 @@ impl SqliteStore {
             gathering: None,
             directs: HashMap::new(),
             groups: HashMap::new(),
+            priority: priority.clone(),
         };
         std::thread::Builder::new()
             .name("sqlite-indexer".into())
@@ -577,7 +610,10 @@ impl SqliteStore {
             rx,
             open_conn(&path, true)?,
             log,
-            index_tx,
+            IndexQueue {
+                tx: index_tx,
+                priority,
+            },
             dispatch,
             progress.clone(),
             metrics,
@@ -1380,36 +1416,19 @@ struct Writer {
     cursors_written: bool,
     /// The open transaction of quiet operations, if any.
     gathering: Option<Gathering>,
+    /// At `SCHED_IDLE` while nobody waits for it (`priority.rs`).
+    priority: Arc<priority::IndexerPriority>,
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == SqlErrorCode::ConstraintViolation)
 }
 
-/// Nice level of the indexer. It is off the answering path for chats, so
-/// it should not take a CPU from the threads that answer (at 10,000 msg/s:
-/// p99 4.7 ms at nice 0, 4.1 ms at 10, 3.7 ms at 19). But accounts, group
-/// changes, logins' backlog reads and the first message of a pair wait for
-/// it, and at 19 it gets ~1.5 % of a CPU against one busy process: requests
-/// then took seconds. 10 still gets ~10 %.
-const INDEXER_NICE: i32 = 10;
-/// Nice level of the checkpointer, which nobody waits for.
-const CHECKPOINTER_NICE: i32 = 19;
-
-/// Lowers the calling thread's CPU priority to nice `level`. For threads
-/// off the answering path; a failure only costs latency, so it is logged.
-fn background_priority(level: i32) {
-    // SAFETY: plain syscalls on the calling thread, no memory passed.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, level) };
-    if r != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower a thread's priority");
-    }
-}
-
 impl Writer {
     fn run(mut self) {
-        background_priority(INDEXER_NICE);
+        self.priority.start();
         let mut batch = Vec::with_capacity(256);
+        let mut urgent = 0;
         let mut barriers = Vec::new();
         let mut durable = false;
         let mut closing = None;
@@ -1430,6 +1449,7 @@ impl Writer {
             }
             let mut next = cmd;
             while let Some(cmd) = next.take() {
+                urgent += u64::from(cmd.is_urgent());
                 match cmd {
                     IndexCmd::Ops(ops) => batch.extend(ops),
                     IndexCmd::Barrier { reply, durable: d } => {
@@ -1470,6 +1490,7 @@ impl Writer {
             for b in barriers.drain(..) {
                 let _ = b.send(());
             }
+            self.priority.served(std::mem::take(&mut urgent));
         }
         self.end_gathering();
         // The front sends nothing after the close: write the pending
@@ -2307,7 +2328,7 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn run(self) {
-        background_priority(CHECKPOINTER_NICE);
+        priority::idle_forever();
         while !self.stop.load(Relaxed) {
             std::thread::sleep(CHECKPOINT_EVERY);
             let big =

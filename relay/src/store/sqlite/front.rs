@@ -20,7 +20,7 @@
 use super::log::CommitLog;
 use super::{
     direct_lookup, find_by_key, last_stored_seq, load_members, user_exists, Dispatch, IdGen,
-    IndexCmd, Op, Placed, Progress, MAX_BATCH,
+    IndexCmd, IndexQueue, Op, Placed, Progress, MAX_BATCH,
 };
 use super::{ChatWrite, Cmd, Committed, ConvId, Error, Metrics, Write};
 use crate::clock::now_ms;
@@ -57,7 +57,7 @@ pub(super) struct Front {
     /// Read-only connection for cache misses and duplicate checks.
     pub read: Connection,
     pub log: CommitLog,
-    pub indexer: std::sync::mpsc::SyncSender<IndexCmd>,
+    pub indexer: IndexQueue,
     pub dispatch: Arc<Dispatch>,
     pub progress: Arc<Progress>,
     pub metrics: Arc<Metrics>,
@@ -96,7 +96,7 @@ impl Front {
         rx: mpsc::Receiver<Cmd>,
         read: Connection,
         log: CommitLog,
-        indexer: std::sync::mpsc::SyncSender<IndexCmd>,
+        indexer: IndexQueue,
         dispatch: Arc<Dispatch>,
         progress: Arc<Progress>,
         metrics: Arc<Metrics>,
