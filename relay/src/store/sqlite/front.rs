@@ -20,7 +20,7 @@
 use super::log::CommitLog;
 use super::{
     direct_lookup, find_by_key, last_stored_seq, load_members, user_exists, Dispatch, IdGen,
-    IndexCmd, IndexQueue, Op, Placed, Progress, MAX_BATCH,
+    IndexCmd, IndexQueue, Op, Placed, Progress, INDEX_BEHIND, MAX_BATCH,
 };
 use super::{ChatWrite, Cmd, Committed, ConvId, Error, Metrics, Write};
 use crate::clock::now_ms;
@@ -375,10 +375,13 @@ impl Front {
     /// timer) goes at once, with everything before it.
     fn handoff(&mut self) {
         if !self.ops.is_empty() {
+            let logged = self.next_lsn - 1;
+            let behind = logged.saturating_sub(self.progress.applied()) > INDEX_BEHIND;
             // Blocks while the indexer is far behind: backpressure.
-            let _ = self
-                .indexer
-                .send(IndexCmd::Ops(std::mem::take(&mut self.ops)));
+            let _ = self.indexer.send(IndexCmd::Ops {
+                ops: std::mem::take(&mut self.ops),
+                behind,
+            });
         }
     }
 
