@@ -18,7 +18,8 @@
 //! back to nice 10 ([`IndexerPriority::urgent`]), and it goes back to
 //! `SCHED_IDLE` once it has taken all of that ([`IndexerPriority::served`]).
 //! Without the second condition a saturated relay let the log fill, then
-//! stopped until the indexer caught up: 8 % less throughput.
+//! stopped until the indexer caught up (a median of 55.7k msg/s against
+//! 61.1k at nice 10; 70.4k with it).
 //!
 //! Leaving `SCHED_IDLE` needs `CAP_SYS_NICE` or an `RLIMIT_NICE` that allows
 //! nice 10 (systemd: `LimitNICE=10`). Without either the indexer simply
