@@ -145,17 +145,16 @@ fn set_idle(tid: libc::pid_t, idle: bool) -> std::io::Result<()> {
     };
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` outlives the call; the kernel only reads it.
-    let r = unsafe { libc::sched_setscheduler(tid, policy, &param) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    os_result(unsafe { libc::sched_setscheduler(tid, policy, &param) })
 }
 
 fn set_nice(tid: libc::pid_t, nice: i32) -> std::io::Result<()> {
     // SAFETY: plain syscall, no memory passed.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+    os_result(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) })
+}
+
+/// A syscall's return value (0 on success) as a `Result`.
+fn os_result(r: libc::c_int) -> std::io::Result<()> {
     if r == 0 {
         Ok(())
     } else {
