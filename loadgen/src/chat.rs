@@ -1372,7 +1372,7 @@ mod tests {
     }
 
     fn push(tag: &str, id: uuid::Uuid) -> String {
-        shared::ServerFrame::Chat(shared::ChatPush {
+        shared::ServerFrame::Chat(shared::ChatMessage {
             msg_id: id,
             from_id: shared::UserId(1),
             from_name: "a".into(),

@@ -170,28 +170,7 @@ impl Log {
     }
 }
 
-/// Parses `"10s"`, `"250ms"`, `"2m"`, `"1.5s"`, `"1h"` or a bare number of
-/// seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "us" | "µs" => n / 1e6,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        u => return Err(format!("unknown unit {u:?} in {s:?} (use ms, s, m or h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("not a duration: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use shared::parse_duration;
 
 /// Six base-36 characters from the random bits of a UUIDv7.
 pub fn random_run_id() -> String {

@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn lite_reads_pushes_resps_and_errors_from_the_shared_encoder() {
         let id = uuid::Uuid::now_v7();
-        let push = ServerFrame::Chat(shared::ChatPush {
+        let push = ServerFrame::Chat(shared::ChatMessage {
             msg_id: id,
             from_id: UserId(1),
             from_name: "al\"ice".into(),
@@ -424,6 +424,7 @@ mod tests {
             ServerFrame::ReadReceipt {
                 by_id: UserId(1),
                 to: Target::Group(g),
+                prev_seq: Some(2),
                 seq: 4,
                 ts: 1,
             },

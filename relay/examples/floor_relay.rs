@@ -335,7 +335,7 @@ async fn serve_socket(ws: Ws, st: Arc<State>) {
                     ts,
                     seq,
                 };
-                let push = enc(&ServerFrame::Chat(shared::ChatPush {
+                let push = enc(&ServerFrame::Chat(shared::ChatMessage {
                     msg_id,
                     from_id: me,
                     from_name: name.to_string(),

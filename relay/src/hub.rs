@@ -820,6 +820,7 @@ impl Hub {
         match r.to {
             Target::User(peer) => {
                 let to_peer = encode(&ServerFrame::ReadReceipt {
+                    prev_seq: None,
                     by_id: r.reader,
                     to: Target::User(peer),
                     seq: r.seq,
@@ -834,6 +835,7 @@ impl Hub {
             }
             Target::Group(_) => {
                 let frame = encode(&ServerFrame::ReadReceipt {
+                    prev_seq: None,
                     by_id: r.reader,
                     to: r.to,
                     seq: r.seq,

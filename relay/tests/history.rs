@@ -35,7 +35,7 @@ async fn history_pages_backwards_without_gaps_or_repeats() {
         );
         for m in &page.messages {
             assert_eq!(m.content.body, format!("m{}", m.seq));
-            assert_eq!(m.to_id, Some(b.user_id), "to bob, as bob sees it");
+            assert_eq!(m.to, Target::User(b.user_id), "to bob, as bob sees it");
         }
         seen.splice(0..0, seqs.iter().copied());
         before = page.messages.first().map(|m| m.seq);

@@ -2,6 +2,7 @@
 
 use crate::codes::ErrorCode;
 use crate::ids::{GroupId, UserId};
+use crate::message::ChatMessage;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/register` and `POST /api/login` request body.
@@ -38,11 +39,15 @@ pub struct UserSummary {
     pub username: String,
 }
 
-/// `GET /api/users/online` response body.
+/// `GET /api/users/online` (your contacts who are online, a page at a
+/// time) and `GET /api/users?q=` (search) response body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnlineUsers {
-    /// Users with at least one logged-in socket, sorted by username.
+    /// Sorted by username.
     pub users: Vec<UserSummary>,
+    /// When more follow: pass it as `after` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// The body of every HTTP error response.
@@ -54,42 +59,30 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// A stored message as the history API returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageView {
-    /// Relay-assigned id (UUIDv7).
-    pub msg_id: crate::MsgId,
-    /// Position in the conversation.
-    pub seq: u64,
-    /// Sender.
-    pub from_id: UserId,
-    /// Sender's username.
-    pub from_name: String,
-    /// Recipient of a one-to-one message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_id: Option<UserId>,
-    /// Group of a group message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<GroupId>,
-    /// Content.
-    pub content: crate::Content,
-    /// Storage time, ms since the epoch.
-    pub ts: i64,
-    /// The sender's idempotency key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_msg_id: Option<String>,
-}
-
 /// `GET /api/conversations/{user|group}/{id}/messages` response body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct History {
     /// One page, oldest first.
-    pub messages: Vec<MessageView>,
+    pub messages: Vec<ChatMessage>,
     /// Whether older messages exist (ask again with `before` = the first
     /// message's `seq`).
     pub has_more: bool,
+    /// In a group: how many members (other than you) have read each of
+    /// your own messages in this page, counted by the relay. Keep it
+    /// current with the `prevSeq` of type 71 frames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_by: Vec<ReadCount>,
+}
+
+/// How many members have read one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadCount {
+    /// The message.
+    pub seq: u64,
+    /// Members other than its sender whose read cursor is at or past it.
+    pub count: u32,
 }
 
 /// Kind of conversation.
@@ -130,9 +123,9 @@ pub struct ConversationSummary {
     /// The group (group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupSummary>,
-    /// The newest message, if any.
+    /// The newest message you may see, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_message: Option<MessageView>,
+    pub last_message: Option<ChatMessage>,
     /// Highest `seq` in the conversation.
     pub last_seq: u64,
     /// Messages from others above your read cursor.
@@ -172,15 +165,32 @@ pub struct MemberInfo {
     pub online: bool,
 }
 
-/// `GET /api/groups/{id}` (and group mutations) response body.
+/// `GET /api/groups/{id}` response body: the group and the first page of
+/// its members. Group changes (create, add, join, rename, leave, remove)
+/// answer with the [`GroupSummary`] alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupInfo {
     /// The group.
     #[serde(flatten)]
     pub summary: GroupSummary,
-    /// Members, owner first, then by username.
+    /// The first page of members, by username.
     pub members: Vec<MemberInfo>,
+    /// When more members follow: pass it as `after` to
+    /// `GET /api/groups/{id}/members`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /api/groups/{id}/members?after=&limit=` response body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberPage {
+    /// Members, by username.
+    pub members: Vec<MemberInfo>,
+    /// When more follow: pass it as `after` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `POST /api/groups` request body.

@@ -6,14 +6,18 @@
 
 pub mod api;
 pub mod codes;
+pub mod duration;
 pub mod frame;
 pub mod ids;
 pub mod limits;
+pub mod message;
 pub mod validate;
 
 pub use codes::{close, frame_type, ErrorCode};
+pub use duration::parse_duration;
 pub use frame::{
-    ChatPush, ChatSend, ClientFrame, Content, ErrorFrame, FrameError, GroupEvent, GroupEventKind,
+    ChatSend, ClientFrame, Content, ErrorFrame, FrameError, GroupEvent, GroupEventKind,
     ServerFrame, Target,
 };
 pub use ids::{GroupId, MsgId, UserId};
+pub use message::ChatMessage;

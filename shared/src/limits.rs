@@ -51,3 +51,10 @@ pub const GROUP_NAME_MAX_CHARS: usize = 64;
 
 /// Largest page of history one request may ask for.
 pub const MAX_HISTORY_PAGE: u32 = 200;
+
+/// Members per page of `GET /api/groups/{id}/members` (and the first page
+/// in `GET /api/groups/{id}`) unless a smaller `limit` is asked for.
+pub const MEMBER_PAGE: u32 = 100;
+
+/// Largest page of members or online contacts one request may ask for.
+pub const MAX_MEMBER_PAGE: u32 = 500;

@@ -173,7 +173,7 @@ fn server_frames_round_trip() {
             message: "idle".into(),
         },
         ServerFrame::Pong { ts: 42 },
-        ServerFrame::Chat(ChatPush {
+        ServerFrame::Chat(ChatMessage {
             msg_id: uuid(),
             from_id: UserId(1),
             from_name: "alice".into(),
@@ -204,7 +204,7 @@ fn server_frames_round_trip() {
 
 #[test]
 fn push_carries_the_documented_fields() {
-    let f = ServerFrame::Chat(ChatPush {
+    let f = ServerFrame::Chat(ChatMessage {
         msg_id: uuid(),
         from_id: UserId(1),
         from_name: "alice".into(),
@@ -437,6 +437,14 @@ fn social_frames_round_trip() {
         ServerFrame::ReadReceipt {
             by_id: UserId(2),
             to: Target::User(UserId(1)),
+            prev_seq: None,
+            seq: 9,
+            ts: 6,
+        },
+        ServerFrame::ReadReceipt {
+            by_id: UserId(2),
+            to: Target::Group(GroupId(4)),
+            prev_seq: Some(3),
             seq: 9,
             ts: 6,
         },

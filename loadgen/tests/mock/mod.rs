@@ -82,6 +82,7 @@ impl State {
                     online: self.online.contains_key(&u),
                 })
                 .collect(),
+            next: None,
         }
     }
 }
@@ -408,7 +409,7 @@ async fn websocket(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
                     .encode(),
                 );
                 let push = |msg_id| {
-                    ServerFrame::Chat(shared::ChatPush {
+                    ServerFrame::Chat(shared::ChatMessage {
                         msg_id,
                         from_id: uid,
                         from_name: "x".into(),
@@ -486,7 +487,7 @@ async fn websocket(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
                     continue;
                 }
                 let push = |msg_id| {
-                    ServerFrame::Chat(shared::ChatPush {
+                    ServerFrame::Chat(shared::ChatMessage {
                         msg_id,
                         from_id: uid,
                         from_name: "x".into(),

@@ -143,7 +143,7 @@ pub async fn me(who: Authed) -> Result<impl Reply, Rejection> {
 /// `GET /api/users/online`.
 pub async fn online(app: Arc<App>, _who: Authed) -> Result<impl Reply, Rejection> {
     let users = app.hub.online().iter().map(summary).collect();
-    Ok(reply::json(&OnlineUsers { users }))
+    Ok(reply::json(&OnlineUsers { users, next: None }))
 }
 
 /// Query of `GET /api/users`.
@@ -172,6 +172,7 @@ pub async fn search_users(
         app.store.search_users(&prefix, 20).await?
     };
     Ok(reply::json(&OnlineUsers {
+        next: None,
         users: users.iter().map(summary).collect(),
     }))
 }

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::socket::SocketHandle;
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupInfo, GroupSummary, History};
-use shared::{ChatPush, Content, GroupEvent, GroupId, MsgId, ServerFrame, Target, UserId};
+use shared::{ChatMessage, Content, GroupEvent, GroupId, MsgId, ServerFrame, Target, UserId};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -74,7 +74,7 @@ impl StoredMessage {
     /// The type 80 push of this message. For a one-to-one message `to` is
     /// the recipient.
     pub fn push_frame(&self) -> ServerFrame {
-        ServerFrame::Chat(ChatPush {
+        ServerFrame::Chat(ChatMessage {
             msg_id: self.msg_id,
             from_id: self.from,
             from_name: self.from_name.to_string(),

@@ -28,9 +28,9 @@ use crate::config::SyncMode;
 use rusqlite::{params, Connection, ErrorCode as SqlErrorCode, OpenFlags, OptionalExtension};
 use shared::api::{
     ConversationKind, ConversationSummary, Conversations, GroupInfo, GroupSummary, History,
-    MemberInfo, MessageView, UserSummary,
+    MemberInfo, UserSummary,
 };
-use shared::{GroupEvent, GroupEventKind, GroupId, MsgId};
+use shared::{ChatMessage, GroupEvent, GroupEventKind, GroupId, MsgId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
@@ -979,12 +979,8 @@ fn like_prefix(prefix: &str) -> String {
 
 /// Reads a message row: seq, msg_id, from_id, username, client_msg_id,
 /// content_type, body, ts (in that order, from column `at`).
-fn message_view(r: &rusqlite::Row<'_>, at: usize, to: Target) -> rusqlite::Result<MessageView> {
-    let (to_id, group_id) = match to {
-        Target::User(u) => (Some(u), None),
-        Target::Group(g) => (None, Some(g)),
-    };
-    Ok(MessageView {
+fn message_view(r: &rusqlite::Row<'_>, at: usize, to: Target) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
         seq: r.get::<_, i64>(at)? as u64,
         msg_id: uuid_from_blob(r.get(at + 1)?)?,
         from_id: UserId(r.get(at + 2)?),
@@ -995,8 +991,7 @@ fn message_view(r: &rusqlite::Row<'_>, at: usize, to: Target) -> rusqlite::Resul
             body: r.get(at + 6)?,
         },
         ts: r.get(at + 7)?,
-        to_id,
-        group_id,
+        to,
     })
 }
 
@@ -1141,6 +1136,7 @@ fn load_history(
                 return Ok(History {
                     messages: vec![],
                     has_more: false,
+                    read_by: Vec::new(),
                 });
             }
             conv
@@ -1163,7 +1159,7 @@ fn load_history(
         "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.from_id
          WHERE m.conv_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?4"
     ))?;
-    let mut messages: Vec<MessageView> = stmt
+    let mut messages: Vec<ChatMessage> = stmt
         .query_map(params![conv, joined, before, limit as i64 + 1], |r| {
             let from: i64 = r.get(2)?;
             let target = match to {
@@ -1176,7 +1172,11 @@ fn load_history(
     let has_more = messages.len() > limit as usize;
     messages.truncate(limit as usize);
     messages.reverse();
-    Ok(History { messages, has_more })
+    Ok(History {
+        messages,
+        has_more,
+        read_by: Vec::new(),
+    })
 }
 
 fn load_group(c: &Connection, viewer: UserId, group: GroupId) -> Result<GroupInfo> {
@@ -1211,7 +1211,11 @@ fn load_group(c: &Connection, viewer: UserId, group: GroupId) -> Result<GroupInf
             .cmp(&a.owner)
             .then_with(|| a.username.to_lowercase().cmp(&b.username.to_lowercase()))
     });
-    Ok(GroupInfo { summary, members })
+    Ok(GroupInfo {
+        summary,
+        members,
+        next: None,
+    })
 }
 
 // --------------------------------------------------------------- writes ----

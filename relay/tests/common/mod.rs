@@ -364,7 +364,7 @@ impl Client {
 }
 
 /// Receives the next chat push.
-pub async fn next_push(c: &mut Client) -> shared::ChatPush {
+pub async fn next_push(c: &mut Client) -> shared::ChatMessage {
     match c.recv_where(|f| matches!(f, ServerFrame::Chat(_))).await {
         ServerFrame::Chat(p) => p,
         _ => unreachable!(),
