@@ -27,6 +27,7 @@ pub fn routes(
         .or(create_group(app.clone()))
         .or(search_groups(app.clone()))
         .or(get_group(app.clone()))
+        .or(group_members(app.clone()))
         .or(rename_group(app.clone()))
         .or(add_member(app.clone()))
         .or(join_group(app.clone()))
@@ -111,6 +112,7 @@ pub fn online(
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(authed(app))
+        .and(warp::query::<handlers::OnlineQuery>())
         .and_then(handlers::online)
 }
 
@@ -227,6 +229,18 @@ pub fn get_group(
         .and(with_app(app.clone()))
         .and(authed(app))
         .and_then(groups::get)
+}
+
+/// `GET /api/groups/{id}/members?after=&limit=`
+pub fn group_members(
+    app: Arc<App>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "groups" / i64 / "members")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(authed(app))
+        .and(warp::query::<groups::MembersQuery>())
+        .and_then(groups::member_page)
 }
 
 /// `PATCH /api/groups/{id}`

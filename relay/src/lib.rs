@@ -7,7 +7,9 @@
 //! - [`connection`]: one WebSocket session (login, heartbeat, chat, acks);
 //! - [`socket`]: the bounded outbound queue of a socket;
 //! - [`hub`]: who is online, pushes, acks, retries;
+//! - [`rules`]: the chat's rules, above the storage seam;
 //! - [`store`]: the storage trait and its SQLite backend (group commit);
+//! - [`fatal`]: threads that must not die alone;
 //! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`].
 
 pub mod auth;
@@ -15,11 +17,13 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fatal;
 pub mod filters;
 pub mod handlers;
 pub mod hub;
 pub mod metrics;
 pub mod ratelimit;
+pub mod rules;
 pub mod server;
 pub mod socket;
 pub mod static_files;
@@ -79,13 +83,14 @@ pub async fn run(
             max_retry_interval: config.max_retry_interval.max(config.ack_timeout),
             retry_budget: (config.outbound_queue / 4).max(1),
             presence_grace: config.presence_grace,
+            gap_wait: GAP_WAIT,
         },
         metrics.clone(),
     ));
     let (store, hashing) = {
-        let (config, hub, metrics) = (config.clone(), hub.clone(), metrics.clone());
+        let (config, metrics) = (config.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || -> Result<_> {
-            let store = store::open(&config, hub, metrics)?;
+            let store = store::open(&config, metrics)?;
             let hashing = PasswordHashing::new(config.max_hashing)?;
             Ok((store, hashing))
         })
@@ -103,29 +108,38 @@ pub async fn run(
     server::serve(listener, app, shutdown).await
 }
 
-/// Periodic work: retries of unacked pushes, presence timeouts, writing
-/// the coalesced delivery cursors, and the hourly purge of expired tokens.
+/// How long pushes wait behind a missing `seq` before the gap is fetched
+/// from the store. On one box a gap closes within microseconds (two
+/// sessions fanning out the same group commit); it stays open only if a
+/// push was lost.
+const GAP_WAIT: Duration = Duration::from_secs(1);
+
+/// Periodic work: retries of unacked pushes, presence timeouts, and gaps
+/// in what was pushed, fetched from the store. (The store's own
+/// maintenance is the store's business.)
 fn spawn_background(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let tick = (app.config.ack_timeout / 5)
             .clamp(Duration::from_millis(10), Duration::from_millis(250));
         let mut retry = tokio::time::interval(tick);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut purge = tokio::time::interval(Duration::from_secs(3600));
-        let mut cursors = tokio::time::interval(Duration::from_millis(200));
         loop {
-            tokio::select! {
-                _ = cursors.tick() => {
-                    let _ = app.store.write(store::Write::FlushCursors).await;
-                }
-                _ = retry.tick() => {
-                    let now = std::time::Instant::now();
-                    app.hub.retry_due(now);
-                    app.hub.presence_tick(now);
-                }
-                _ = purge.tick() => {
-                    let _ = app.store.write(store::Write::PurgeExpiredTokens { now: clock::now_ms() }).await;
-                }
+            retry.tick().await;
+            let now = std::time::Instant::now();
+            app.hub.retry_due(now);
+            app.hub.presence_tick(now);
+            for gap in app.hub.due_gaps(now) {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let found = app
+                        .store
+                        .range(gap.user, gap.conv, gap.after, gap.before)
+                        .await;
+                    if let Err(e) = &found {
+                        tracing::warn!(error = %e, ?gap, "could not fetch a gap; trying again later");
+                    }
+                    app.hub.fill_gap(gap, found.as_deref().ok());
+                });
             }
         }
     })

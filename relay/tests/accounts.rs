@@ -148,31 +148,90 @@ async fn endpoints_need_a_valid_bearer_token() {
     relay.stop().await;
 }
 
-#[tokio::test]
-async fn online_users_and_search() {
-    let relay = TestRelay::start(&[]).await;
-    let a = relay.register("alice").await;
-    let b = relay.register("bob").await;
-    relay.register("alfred").await;
-    let (_, body) = relay.get("/api/users/online", Some(&a.token)).await;
-    assert_eq!(body, json!({"users": []}));
-    let ws_a = relay.login(&a).await;
-    let _ws_b = relay.login(&b).await;
-    let _ws_b2 = relay.login(&b).await;
-    let (status, body) = relay.get("/api/users/online", Some(&a.token)).await;
-    assert_eq!(status, 200);
-    let names: Vec<&str> = body["users"]
+/// The usernames in a `GET /api/users/online` answer, and its `next`.
+async fn online(relay: &TestRelay, token: &str, query: &str) -> (Vec<String>, Option<String>) {
+    let (status, body) = relay
+        .get(&format!("/api/users/online{query}"), Some(token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let names = body["users"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| u["username"].as_str().unwrap())
+        .map(|u| u["username"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names, ["alice", "bob"], "sorted, one entry per user");
-    drop(ws_a);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (_, body) = relay.get("/api/users/online", Some(&b.token)).await;
-    assert_eq!(body["users"].as_array().unwrap().len(), 1);
+    (names, body["next"].as_str().map(str::to_string))
+}
 
+/// Presence is for contacts only: `GET /api/users/online` used to list
+/// every online user to anyone (a stranger saw you), and cost a lock of
+/// every shard and a sort of everyone per call.
+#[tokio::test]
+async fn online_users_are_your_online_contacts_a_page_at_a_time() {
+    let relay = TestRelay::start(&["--presence-grace", "50ms"]).await;
+    let a = relay.register("alice").await;
+    let b = relay.register("bob").await;
+    let c = relay.register("carol").await;
+    let d = relay.register("dave").await;
+    let mut ws_a = relay.login(&a).await;
+    let ws_b = relay.login(&b).await;
+    let _ws_b2 = relay.login(&b).await;
+    let _ws_c = relay.login(&c).await;
+    let _ws_d = relay.login(&d).await;
+    assert_eq!(
+        online(&relay, &a.token, "").await.0,
+        Vec::<String>::new(),
+        "no contacts yet"
+    );
+    // A conversation makes alice and bob contacts; a small group alice and dave.
+    ws_a.chat(b.user_id, "hi", "hi bob").await;
+    next_resp(&mut ws_a).await;
+    relay.group(&a, "pair", false, &[&d]).await;
+    assert_eq!(
+        online(&relay, &a.token, "").await,
+        (vec!["bob".into(), "dave".into()], None)
+    );
+    assert_eq!(
+        online(&relay, &b.token, "").await.0,
+        ["alice"],
+        "one entry per user"
+    );
+    assert_eq!(
+        online(&relay, &c.token, "").await.0,
+        Vec::<String>::new(),
+        "carol is a stranger"
+    );
+    // Pages, by username.
+    let (page, next) = online(&relay, &a.token, "?limit=1").await;
+    assert_eq!(
+        (page, next.as_deref()),
+        (vec!["bob".to_string()], Some("bob"))
+    );
+    assert_eq!(
+        online(&relay, &a.token, "?limit=1&after=bob").await,
+        (vec!["dave".into()], None)
+    );
+    // Without a socket of her own alice still gets her contacts (from the store).
+    drop(ws_a);
+    eventually("bob sees alice go offline", || async {
+        online(&relay, &b.token, "")
+            .await
+            .0
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(online(&relay, &a.token, "").await.0, ["bob", "dave"]);
+    drop(ws_b);
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn user_search() {
+    let relay = TestRelay::start(&[]).await;
+    let a = relay.register("alice").await;
+    relay.register("bob").await;
+    relay.register("alfred").await;
     let (_, body) = relay.get("/api/users?q=AL", Some(&a.token)).await;
     let names: Vec<&str> = body["users"]
         .as_array()

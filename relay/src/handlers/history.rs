@@ -31,10 +31,9 @@ async fn page(
     page: Page,
 ) -> Result<reply::Json, Rejection> {
     let limit = page.limit.unwrap_or(50).clamp(1, MAX_HISTORY_PAGE);
-    let history = app
-        .store
-        .history(who.user.id, to, page.before, limit)
-        .await?;
+    let history =
+        crate::rules::history::page(app.store.as_ref(), who.user.id, to, page.before, limit)
+            .await?;
     Ok(reply::json(&history))
 }
 

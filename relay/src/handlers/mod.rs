@@ -140,10 +140,46 @@ pub async fn me(who: Authed) -> Result<impl Reply, Rejection> {
     Ok(reply::json(&summary(&who.user)))
 }
 
-/// `GET /api/users/online`.
-pub async fn online(app: Arc<App>, _who: Authed) -> Result<impl Reply, Rejection> {
-    let users = app.hub.online().iter().map(summary).collect();
-    Ok(reply::json(&OnlineUsers { users, next: None }))
+/// Query of `GET /api/users/online`.
+#[derive(Debug, Deserialize)]
+pub struct OnlineQuery {
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/users/online?after=&limit=`: the caller's contacts who are
+/// online, by username, a page at a time. Presence reaches a user only for
+/// their contacts (as type 50 frames do); a stranger's is nobody's
+/// business. (S2's `:olu` is served by this.)
+pub async fn online(app: Arc<App>, who: Authed, q: OnlineQuery) -> Result<impl Reply, Rejection> {
+    let me = who.user.id;
+    let mut users = match app.hub.online_contacts(me) {
+        Some(users) => users,
+        None => {
+            let contacts = app
+                .store
+                .contacts(me, crate::hub::SMALL_GROUP as u32)
+                .await?;
+            app.hub.online_among(contacts.into_iter().map(|c| c.id))
+        }
+    };
+    let key = |u: &UserRef| u.username.to_lowercase();
+    users.sort_by_key(key);
+    if let Some(after) = q.after.as_deref().map(str::to_lowercase) {
+        users.retain(|u| key(u) > after);
+    }
+    let limit = q
+        .limit
+        .unwrap_or(shared::limits::MEMBER_PAGE)
+        .clamp(1, shared::limits::MAX_MEMBER_PAGE) as usize;
+    let next = (users.len() > limit).then(|| users[limit - 1].username.clone());
+    users.truncate(limit);
+    Ok(reply::json(&OnlineUsers {
+        users: users.iter().map(summary).collect(),
+        next,
+    }))
 }
 
 /// Query of `GET /api/users`.

@@ -1,28 +1,37 @@
-//! Storage: a trait, so the embedded SQLite default and the clustered
-//! PostgreSQL backend (a later milestone) are interchangeable, with each
-//! backend behind a cargo feature.
+//! Storage: a narrow trait, so the embedded SQLite default and a clustered
+//! PostgreSQL backend are interchangeable data layers, each behind a cargo
+//! feature.
 //!
-//! Writes go through one ordered queue and are made durable in batches
-//! (group commit): everything that arrived while the previous batch was being
-//! made durable goes into the next one (for SQLite: into its commit log, see
-//! `sqlite/front.rs`). Each durable batch is handed to a [`CommitSink`] (the
-//! hub) **in order**, which is what lets the hub push messages of a
-//! conversation in `seq` order and answer 81 only after the message is
-//! durable.
+//! A backend stores and fetches. The rules (who may send to whom, group
+//! permissions, who may read which history, how read markers move) live
+//! above it in [`crate::rules`], once; a backend runs them against its own
+//! facts inside its own serialisation (`rules::chat::resolve`,
+//! `rules::group::change`, `rules::read::mark`).
+//!
+//! Writes are answered once durable, and answered one way: every write
+//! returns its result (an [`Answer`] for writes a session pipelines, a plain
+//! `async fn` for the rest). Nothing here knows about sockets: the caller
+//! fans a stored chat out through the hub from what the store returns
+//! ([`Placed`]). Maintenance (writing coalesced cursors, purging expired
+//! tokens) is the backend's own business.
 
+mod answer;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+
+pub use crate::rules::group::{GroupChange, GroupOp};
+pub use crate::rules::read::ReadMoved;
+pub use answer::{answer, Answer, Reply};
 
 use crate::auth::TokenHash;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::socket::SocketHandle;
 use async_trait::async_trait;
-use shared::api::{Conversations, GroupInfo, GroupSummary, History};
-use shared::{ChatMessage, Content, GroupEvent, GroupId, MsgId, ServerFrame, Target, UserId};
+use shared::api::{Conversations, GroupSummary, MemberInfo};
+use shared::{ChatMessage, Content, GroupId, MsgId, ServerFrame, Target, UserId};
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use std::time::Instant;
 
 /// A conversation: one per pair of users, one per group.
 pub type ConvId = i64;
@@ -71,10 +80,10 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    /// The type 80 push of this message. For a one-to-one message `to` is
-    /// the recipient.
-    pub fn push_frame(&self) -> ServerFrame {
-        ServerFrame::Chat(ChatMessage {
+    /// The message on the wire. For a one-to-one message `to` is the
+    /// recipient.
+    pub fn message(&self) -> ChatMessage {
+        ChatMessage {
             msg_id: self.msg_id,
             from_id: self.from,
             from_name: self.from_name.to_string(),
@@ -83,7 +92,12 @@ impl StoredMessage {
             ts: self.ts,
             seq: self.seq,
             client_msg_id: self.client_msg_id.clone(),
-        })
+        }
+    }
+
+    /// Its type 80 push.
+    pub fn push_frame(&self) -> ServerFrame {
+        ServerFrame::Chat(self.message())
     }
 }
 
@@ -98,11 +112,11 @@ pub struct MessageRef {
     pub from: UserId,
 }
 
-/// A chat to store.
+/// A chat to store, as the session validated it.
 #[derive(Debug)]
-pub struct ChatWrite {
+pub struct NewChat {
     /// When the frame arrived (for the store latency histogram).
-    pub received: std::time::Instant,
+    pub received: Instant,
     /// Authenticated sender.
     pub from: UserId,
     /// Sender's username (for the push).
@@ -113,261 +127,123 @@ pub struct ChatWrite {
     pub client_msg_id: Option<String>,
     /// Content (validated).
     pub content: Content,
-    /// The socket that sent it, which gets the 81 or the error.
-    pub origin: SocketHandle,
-    /// The sender's in-flight slot, released once its answer is queued:
-    /// this bounds the answers a socket can owe, so a client is never
-    /// closed as a slow consumer because of replies to its own burst.
-    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// One operation on the write queue.
-#[derive(Debug)]
-pub enum Write {
-    /// Store a chat; the outcome goes to the [`CommitSink`].
-    Chat(ChatWrite),
-    /// Write the coalesced cursor moves ([`Store::move_cursor`]); sent by
-    /// a timer.
-    FlushCursors,
-    /// Register an account.
-    CreateUser {
-        /// Username (validated).
-        username: String,
-        /// argon2 hash.
-        password_hash: String,
-        /// Result.
-        reply: oneshot::Sender<Result<UserId>>,
-    },
-    /// Store a session token.
-    CreateToken {
-        /// Owner.
-        user: UserId,
-        /// SHA-256 of the token.
-        hash: TokenHash,
-        /// Expiry, ms since the epoch.
-        expires_at: i64,
-        /// Result.
-        reply: oneshot::Sender<Result<()>>,
-    },
-    /// Revoke a token; answers its owner if it existed.
-    RevokeToken {
-        /// SHA-256 of the token.
-        hash: TokenHash,
-        /// Result.
-        reply: oneshot::Sender<Result<Option<UserId>>>,
-    },
-    /// Delete expired tokens.
-    PurgeExpiredTokens {
-        /// Now, ms since the epoch.
-        now: i64,
-    },
-    /// Change a group. Applied in order with messages, so a message's
-    /// recipients are exactly the members when it was stored.
-    Group {
-        /// The change.
-        op: GroupOp,
-        /// Result; the hub also gets it, to notify members.
-        reply: oneshot::Sender<Result<GroupId>>,
-    },
-    /// Move a user's read cursor forward.
-    Read {
-        /// The reader.
-        user: UserId,
-        /// The conversation, as the reader names it.
-        to: Target,
-        /// Read up to here (clamped to the conversation's last message).
-        seq: u64,
-        /// The reader's socket, for errors.
-        origin: SocketHandle,
-    },
-}
-
-/// A change to a group. Permission checks run inside the transaction.
-#[derive(Debug)]
-pub enum GroupOp {
-    /// A new group owned by `owner`.
-    Create {
-        /// Owner and first member.
-        owner: UserId,
-        /// Name (validated).
-        name: String,
-        /// Anyone may join.
-        public: bool,
-    },
-    /// A member adds someone by username.
-    Add {
-        /// The group.
-        group: GroupId,
-        /// Who adds (must be a member).
-        actor: UserId,
-        /// Who is added.
-        username: String,
-    },
-    /// Someone joins a public group.
-    Join {
-        /// The group.
-        group: GroupId,
-        /// Who joins.
-        user: UserId,
-    },
-    /// A member leaves (an owner who leaves hands the group on).
-    Leave {
-        /// The group.
-        group: GroupId,
-        /// Who leaves.
-        user: UserId,
-    },
-    /// The owner removes a member.
-    Remove {
-        /// The group.
-        group: GroupId,
-        /// Who removes (must be the owner).
-        actor: UserId,
-        /// Who is removed.
-        user: UserId,
-    },
-    /// The owner renames the group.
-    Rename {
-        /// The group.
-        group: GroupId,
-        /// Who renames (must be the owner).
-        actor: UserId,
-        /// New name (validated).
-        name: String,
-    },
-}
-
-impl GroupOp {
-    /// The existing group it changes (`None` for a new one).
-    pub fn group(&self) -> Option<GroupId> {
-        match self {
-            GroupOp::Create { .. } => None,
-            GroupOp::Add { group, .. }
-            | GroupOp::Join { group, .. }
-            | GroupOp::Leave { group, .. }
-            | GroupOp::Remove { group, .. }
-            | GroupOp::Rename { group, .. } => Some(*group),
-        }
-    }
-}
-
-/// What a committed batch produced, one entry per chat, in commit order.
-#[derive(Debug)]
-pub enum Committed {
-    /// A new message is durable.
-    Chat {
-        /// The message.
-        msg: Arc<StoredMessage>,
-        /// The socket that sent it.
-        origin: SocketHandle,
-        /// Released after the answer is queued.
-        slot: Option<tokio::sync::OwnedSemaphorePermit>,
-        /// For a group message: the members when it was stored.
-        members: Option<Arc<Vec<UserId>>>,
-    },
+/// What writing a chat did.
+#[derive(Clone, Debug)]
+pub enum ChatOutcome {
+    /// A new message is durable; fan it out.
+    Stored(Placed),
     /// The chat repeated a stored `(sender, clientMsgId)`: nothing new was
-    /// stored; the sender gets the original id again.
-    Duplicate {
-        /// Original id.
-        msg_id: MsgId,
-        /// Original time.
-        ts: i64,
-        /// Original position.
-        seq: u64,
-        /// The key.
-        client_msg_id: Option<String>,
-        /// The socket that sent it.
-        origin: SocketHandle,
-        /// Released after the answer is queued.
-        slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    },
-    /// The chat was refused (unknown recipient, not a member, storage error).
-    Rejected {
-        /// Why.
-        error: Error,
-        /// The key.
-        client_msg_id: Option<String>,
-        /// The socket that sent it.
-        origin: SocketHandle,
-        /// Released after the answer is queued.
-        slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    },
-    /// A group changed.
-    Group(GroupChange),
-    /// A read cursor moved.
-    Read(ReadMoved),
-    /// A read frame was refused.
-    ReadRejected {
-        /// Why.
-        error: Error,
-        /// The reader's socket.
-        origin: SocketHandle,
-    },
+    /// stored; the sender gets the original's answer again.
+    Duplicate(Original),
 }
 
-/// A committed group change, for the hub to announce.
-#[derive(Debug)]
-pub struct GroupChange {
-    /// What happened, in order.
-    pub events: Vec<GroupEvent>,
-    /// Members after the change.
-    pub members: Arc<Vec<UserId>>,
-    /// Former members who must hear about it too (left or removed).
-    pub former: Vec<UserId>,
+/// A newly stored message and who receives it.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    /// The message.
+    pub msg: Arc<StoredMessage>,
+    /// For a group message, the members when it was stored (sorted); the
+    /// recipient of a one-to-one message is `msg.to`.
+    pub members: Option<Arc<Vec<UserId>>>,
 }
 
-/// A committed read-cursor move, for the hub to announce.
-#[derive(Debug)]
-pub struct ReadMoved {
-    /// The reader.
-    pub reader: UserId,
-    /// The conversation, as the reader names it.
-    pub to: Target,
-    /// New read cursor.
+/// The answer a stored message got, for a resend of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Original {
+    /// Its id.
+    pub msg_id: MsgId,
+    /// Its storage time.
+    pub ts: i64,
+    /// Its position.
     pub seq: u64,
-    /// Senders of the newly read messages (other than the reader).
-    pub senders: Vec<UserId>,
 }
 
-/// Receives committed batches, on the storage writer's thread, in commit
-/// order. Implementations must not block: they queue frames and return.
-pub trait CommitSink: Send + Sync + 'static {
-    /// One committed batch.
-    fn committed(&self, batch: Vec<Committed>);
+/// Where a user stands in one conversation, read at login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The conversation.
+    pub conv: ConvId,
+    /// The stored delivery cursor.
+    pub delivered: u64,
+    /// The conversation's last `seq` when it was read.
+    pub last: u64,
+}
+
+/// A user's membership of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// The conversation.
+    pub conv: ConvId,
+    /// The `seq` they joined at: they see what comes after it.
+    pub joined: u64,
+    /// Their read cursor.
+    pub read: u64,
+}
+
+/// One page of a group's members.
+#[derive(Clone, Debug, Default)]
+pub struct MemberRows {
+    /// Members, by username (online flags unset).
+    pub members: Vec<MemberInfo>,
+    /// The key to continue after, when more follow.
+    pub next: Option<String>,
 }
 
 /// The storage interface.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Queues a write. Waits only while the queue is full (backpressure).
-    async fn write(&self, w: Write) -> Result<()>;
+    // ------------------------------------------------------------ writes --
+
+    /// Queues a chat behind every write queued before it, waiting only
+    /// while the queue is full (backpressure); the [`Answer`] resolves once
+    /// the chat is durable (or refused). A sender's chats are answered in
+    /// the order they were queued.
+    async fn submit_chat(&self, chat: NewChat) -> Result<Answer<ChatOutcome>>;
+
+    /// Queues a read marker (see `rules::read`); nobody waits for it to be
+    /// written, so it may wait for the backend's next quiet commit. The
+    /// [`Answer`] resolves once it is committed.
+    async fn submit_read(
+        &self,
+        user: UserId,
+        to: Target,
+        seq: u64,
+    ) -> Result<Answer<Option<ReadMoved>>>;
+
+    /// Registers an account; [`Error::UsernameTaken`] if the name exists in
+    /// any letter case.
+    async fn create_user(&self, username: String, password_hash: String) -> Result<UserId>;
+
+    /// Stores a session token.
+    async fn create_token(&self, user: UserId, hash: TokenHash, expires_at: i64) -> Result<()>;
+
+    /// Revokes a token; returns its owner if it existed.
+    async fn revoke_token(&self, hash: TokenHash) -> Result<Option<UserId>>;
+
+    /// Applies a group change (`rules::group::change`), in order with
+    /// chats, so a message's recipients are exactly the members when it was
+    /// stored.
+    async fn change_group(&self, op: GroupOp) -> Result<GroupChange>;
 
     /// Moves a user's delivery cursor in a conversation forward to `seq`
-    /// (never back). Moves are coalesced in memory and written on the next
-    /// [`Write::FlushCursors`], and before any read that must be fresh.
-    /// They skip the write queue: at one per ack, queueing them woke the
-    /// writing thread as often as chats did, for nothing it had to order.
+    /// (never back). Moves are coalesced in memory and written by the
+    /// backend on its own schedule, and before any read that must be fresh.
     /// Losing the unwritten ones in a crash only re-pushes a few messages,
     /// which clients dedupe by `msgId`.
     fn move_cursor(&self, user: UserId, conv: ConvId, seq: u64);
 
+    // ------------------------------------------------------------- reads --
+
     /// Finds a user by username (case-insensitive).
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
 
+    /// Whether a user exists.
+    async fn user_exists(&self, user: UserId) -> Result<bool>;
+
     /// The user a live token belongs to.
     async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>>;
-
-    /// Up to `limit` messages for `user` that are above their delivery
-    /// cursors, not sent by them, with ids above `after`, oldest first.
-    async fn pending(
-        &self,
-        user: UserId,
-        after: Option<MsgId>,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>>;
-
-    /// Where `msg_id` is, if it exists in a conversation `user` belongs to.
-    async fn message_for(&self, user: UserId, msg_id: MsgId) -> Result<Option<MessageRef>>;
 
     /// Up to `limit` users whose username starts with `prefix`
     /// (case-insensitive), sorted by username.
@@ -377,88 +253,85 @@ pub trait Store: Send + Sync + 'static {
     /// of at most `group_limit` members.
     async fn contacts(&self, user: UserId, group_limit: u32) -> Result<Vec<UserRef>>;
 
-    /// `user`'s conversations, newest activity first.
-    async fn conversations(&self, user: UserId) -> Result<Conversations>;
+    /// `user`'s place in each of their conversations, read after every
+    /// write queued before this call is visible.
+    async fn positions(&self, user: UserId) -> Result<Vec<Position>>;
 
-    /// A page of a conversation `user` is in: messages with `seq` below
-    /// `before` (all if `None`) and after the user joined, oldest first.
-    async fn history(
+    /// Up to `limit` messages for `user` above their delivery cursors, not
+    /// sent by them, ordered by `(conversation, seq)` and after `after` in
+    /// that order.
+    async fn pending(
         &self,
         user: UserId,
-        to: Target,
-        before: Option<u64>,
+        after: Option<(ConvId, u64)>,
         limit: u32,
-    ) -> Result<History>;
+    ) -> Result<Vec<StoredMessage>>;
 
-    /// A group with its members (online flags false); visible to members,
-    /// and to anyone for a public group.
-    async fn group_info(&self, viewer: UserId, group: GroupId) -> Result<GroupInfo>;
+    /// The messages of `conv` with `after < seq < before` that `user` may
+    /// see and did not send, oldest first; read after every write queued
+    /// before this call is visible. For filling a gap in what was pushed.
+    async fn range(
+        &self,
+        user: UserId,
+        conv: ConvId,
+        after: u64,
+        before: u64,
+    ) -> Result<Vec<StoredMessage>>;
+
+    /// Where `msg_id` is, if it exists in a conversation `user` belongs to.
+    /// A plain read: it does not wait for queued writes.
+    async fn message_for(&self, user: UserId, msg_id: MsgId) -> Result<Option<MessageRef>>;
+
+    /// `user`'s conversations, newest activity first, each with its last
+    /// message after the user joined; read after every queued write.
+    async fn conversations(&self, user: UserId) -> Result<Conversations>;
+
+    /// `user`'s membership of the conversation `to` names (the pair's
+    /// conversation, or the group), if any.
+    async fn membership(&self, user: UserId, to: Target) -> Result<Option<Membership>>;
+
+    /// Up to `limit` messages of `conv` with `after < seq < before`, newest
+    /// first, each named as `viewer` sees it; read after every queued
+    /// write. Also whether older ones (above `after`) exist.
+    async fn messages(
+        &self,
+        viewer: UserId,
+        conv: ConvId,
+        after: u64,
+        before: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool)>;
+
+    /// The read cursors of a conversation's members other than `except`,
+    /// each with the `seq` they joined at.
+    async fn read_cursors(&self, conv: ConvId, except: UserId) -> Result<Vec<(u64, u64)>>;
+
+    /// A group's summary, if it exists.
+    async fn group(&self, group: GroupId) -> Result<Option<GroupSummary>>;
+
+    /// Up to `limit` members of a group by username, after `after`.
+    async fn group_members_page(
+        &self,
+        group: GroupId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<MemberRows>;
 
     /// Public groups whose name starts with `prefix` (all if empty).
     async fn search_groups(&self, prefix: &str, limit: u32) -> Result<Vec<GroupSummary>>;
 
-    /// The members of a group `user` is in, if it has at most `cap`
-    /// members; `Ok(None)` if it is bigger; `NotMember` if `user` is not in it.
-    async fn group_members(
-        &self,
-        user: UserId,
-        group: GroupId,
-        cap: u32,
-    ) -> Result<Option<Vec<UserId>>>;
+    /// The members of a group if it has at most `cap` of them (`Ok(None)`
+    /// if it is bigger), for relaying typing notices; `None` too if it is
+    /// not a group.
+    async fn small_group_members(&self, group: GroupId, cap: u32) -> Result<Option<Vec<UserId>>>;
 
-    /// Flushes the queue, commits, checkpoints and stops the writer. Writes
-    /// after this fail with [`Error::StoreClosed`].
+    /// Writes what is queued, commits, checkpoints and stops. Writes after
+    /// this fail with [`Error::StoreClosed`].
     async fn close(&self) -> Result<()>;
 }
 
-impl dyn Store {
-    /// Registers an account; [`Error::UsernameTaken`] if the name exists
-    /// in any letter case.
-    pub async fn create_user(&self, username: String, password_hash: String) -> Result<UserId> {
-        let (reply, rx) = oneshot::channel();
-        self.write(Write::CreateUser {
-            username,
-            password_hash,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| Error::StoreClosed)?
-    }
-
-    /// Stores a session token.
-    pub async fn create_token(&self, user: UserId, hash: TokenHash, expires_at: i64) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.write(Write::CreateToken {
-            user,
-            hash,
-            expires_at,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| Error::StoreClosed)?
-    }
-
-    /// Applies a group change; returns the group id.
-    pub async fn change_group(&self, op: GroupOp) -> Result<GroupId> {
-        let (reply, rx) = oneshot::channel();
-        self.write(Write::Group { op, reply }).await?;
-        rx.await.map_err(|_| Error::StoreClosed)?
-    }
-
-    /// Revokes a token; returns its owner if it existed.
-    pub async fn revoke_token(&self, hash: TokenHash) -> Result<Option<UserId>> {
-        let (reply, rx) = oneshot::channel();
-        self.write(Write::RevokeToken { hash, reply }).await?;
-        rx.await.map_err(|_| Error::StoreClosed)?
-    }
-}
-
 /// Opens the backend named by `config.db`.
-pub fn open(
-    config: &Config,
-    sink: Arc<dyn CommitSink>,
-    metrics: Arc<Metrics>,
-) -> Result<Arc<dyn Store>> {
+pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Store>> {
     let url = config.db.as_str();
     #[cfg(feature = "sqlite")]
     if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -475,7 +348,6 @@ pub fn open(
             location,
             config.sqlite_sync,
             config.commit_log_mib << 20,
-            sink,
             metrics,
         )?));
     }

@@ -213,8 +213,8 @@ impl TestRelay {
             )
             .await;
         assert_eq!(status, 201, "create group: {body}");
-        let info: shared::api::GroupInfo = serde_json::from_value(body).unwrap();
-        let g = info.summary.group_id;
+        let summary: shared::api::GroupSummary = serde_json::from_value(body).unwrap();
+        let g = summary.group_id;
         for m in members {
             let (status, body) = self
                 .post(
@@ -360,6 +360,26 @@ impl Client {
                 Some(Err(_)) | None => return Ended::Dropped,
             }
         }
+    }
+}
+
+/// Polls `check` until it gives a value, failing the test if it has not
+/// after [`WAIT`]: for waiting on a condition, never on a fixed time.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -1,13 +1,13 @@
 //! The front of the write path: every write enters here, in order.
 //!
-//! A chat whose conversation the front knows is resolved in memory: the
+//! A chat whose conversation the front knows is placed in memory: the
 //! conversation's next `seq`, a UUIDv7, the group's members, and a check
-//! for a duplicate `clientMsgId`. Each group of resolved chats is appended
-//! to the commit log with one write and one `fdatasync` (`log.rs`), then
-//! answered and pushed, then handed to the indexer (today's SQLite writer)
-//! with every other operation, in arrival order. SQLite is off the
-//! answering path: measured on this VM, its transactions were what kept the
-//! p99 at 5 ms (docs/benchmarks.md).
+//! for a duplicate `clientMsgId` (the decision is `rules::chat::resolve`,
+//! over the facts below). Each group of placed chats is appended to the
+//! commit log with one write and one `fdatasync` (`log.rs`), then answered,
+//! then handed to the indexer with every other operation, in arrival
+//! order. SQLite is off the answering path: measured on this VM, its
+//! transactions were what kept the p99 at 5 ms (docs/benchmarks.md).
 //!
 //! The front is the only one that assigns `seq` in a conversation it has
 //! cached, so its cache is exact. What it does not know it reads from
@@ -17,21 +17,28 @@
 //! group changes (later chats must see the new members) and the first
 //! message between two users (the indexer creates the conversation).
 
+use super::facts::{direct_lookup, find_by_key, last_stored_seq, load_members, user_exists};
+use super::indexer::{IndexCmd, Op, INDEX_MAX_BATCH};
 use super::log::CommitLog;
-use super::{
-    direct_lookup, find_by_key, last_stored_seq, load_members, user_exists, Dispatch, IdGen,
-    IndexCmd, IndexQueue, Op, Placed, Progress, INDEX_BEHIND, MAX_BATCH,
-};
-use super::{ChatWrite, Cmd, Committed, ConvId, Error, Metrics, Write};
+use super::priority::IndexerPriority;
+use super::tasks;
+use super::{Cmd, Fault, IdGen, Placing, Progress, Write};
 use crate::clock::now_ms;
+use crate::error::Error;
+use crate::fatal;
+use crate::metrics::Metrics;
+use crate::rules::chat::{self, ChatFacts, Verdict};
+use crate::store::{ChatOutcome, ConvId, NewChat, Original, Placed, Reply};
 use rusqlite::Connection;
-use shared::{MsgId, Target, UserId};
+use shared::{GroupId, UserId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Most operations the front takes from its queue at once.
+const MAX_BATCH: usize = 4096;
 /// Conversations the front caches before it starts over (after a sync,
 /// so reloading is exact). Bounds memory on a box with millions of them.
 const CACHE_LIMIT: usize = 200_000;
@@ -42,13 +49,35 @@ const HANDOFF: usize = 256;
 /// Overlay keys dropped at least per group, on top of twice the group's
 /// own chats, so pruning always outpaces growth (see [`Front::prune`]).
 const PRUNE_STEP: usize = 1024;
+/// Logged records not yet committed to SQLite past which the front hands
+/// batches over as urgent, so the indexer leaves `SCHED_IDLE` (one full
+/// gathering). Below it an indexer on idle CPU keeps up; past it, it has
+/// been starved by a busy machine, and once the log is full the front
+/// would stop and wait for it (measured at saturation without this: a
+/// median of 55.7k msg/s against 61.1k at nice 10, and 70.4k with it).
+const INDEX_BEHIND: u64 = INDEX_MAX_BATCH as u64;
+/// Ticks (one every `super::TICK`) between two purges of expired tokens.
+const PURGE_EVERY_TICKS: u64 = 3600 * 5;
 
-/// A logged chat's answer, should the same key come again.
-#[derive(Clone, Copy)]
-struct Original {
-    msg_id: MsgId,
-    ts: i64,
-    seq: u64,
+/// The front's end of the indexer's queue.
+pub(super) struct IndexQueue {
+    pub tx: std::sync::mpsc::SyncSender<IndexCmd>,
+    pub priority: Arc<IndexerPriority>,
+}
+
+impl IndexQueue {
+    /// Hands `cmd` over, raising the indexer's priority first if someone
+    /// waits for it. Blocks while the queue is full (backpressure). If the
+    /// indexer is gone the process stops: chats would be answered that
+    /// SQLite never gets, and the log could be reused over them.
+    fn send(&self, cmd: IndexCmd) {
+        if cmd.is_urgent() {
+            self.priority.urgent();
+        }
+        if self.tx.send(cmd).is_err() {
+            fatal::stop("the SQLite indexer is gone");
+        }
+    }
 }
 
 /// The front thread's state.
@@ -58,12 +87,12 @@ pub(super) struct Front {
     pub read: Connection,
     pub log: CommitLog,
     pub indexer: IndexQueue,
-    pub dispatch: Arc<Dispatch>,
     pub progress: Arc<Progress>,
     pub metrics: Arc<Metrics>,
     pub ids: Arc<parking_lot::Mutex<IdGen>>,
     /// The next record's LSN.
     pub next_lsn: u64,
+    pub fault: Fault,
     /// Conversation of each pair of users (lower id first).
     directs: HashMap<(i64, i64), ConvId>,
     /// Last `seq` of every conversation in `directs` or `groups`.
@@ -82,12 +111,13 @@ pub(super) struct Front {
     overlay_order: VecDeque<(u64, (i64, String))>,
     /// Records of the group being built.
     buf: Vec<u8>,
-    /// Answers to dispatch once `buf` is durable, in order.
-    answers: Vec<Committed>,
+    /// Answers to send once `buf` is durable, in order.
+    answers: Vec<(Reply<ChatOutcome>, crate::error::Result<ChatOutcome>)>,
     /// Arrival times of the chats in `answers` that were logged.
     arrived: Vec<Instant>,
     /// For the indexer, in order.
     ops: Vec<Op>,
+    ticks: u64,
 }
 
 impl Front {
@@ -97,22 +127,22 @@ impl Front {
         read: Connection,
         log: CommitLog,
         indexer: IndexQueue,
-        dispatch: Arc<Dispatch>,
         progress: Arc<Progress>,
         metrics: Arc<Metrics>,
         ids: Arc<parking_lot::Mutex<IdGen>>,
         next_lsn: u64,
+        fault: Fault,
     ) -> Front {
         Front {
             rx,
             read,
             log,
             indexer,
-            dispatch,
             progress,
             metrics,
             ids,
             next_lsn,
+            fault,
             directs: HashMap::new(),
             seqs: HashMap::new(),
             groups: HashMap::new(),
@@ -124,12 +154,15 @@ impl Front {
             answers: Vec::new(),
             arrived: Vec::new(),
             ops: Vec::new(),
+            ticks: 0,
         }
     }
 
     /// Takes whatever is queued, handles it in order, makes it durable and
-    /// answers; repeats until closed.
+    /// answers; repeats until closed. A panic stops the process
+    /// ([`fatal::Guard`]).
     pub fn run(mut self) {
+        let _guard = fatal::Guard::new("write-front");
         let mut batch = Vec::with_capacity(256);
         let mut closing = None;
         while closing.is_none() && self.rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
@@ -141,11 +174,12 @@ impl Front {
                         // the reader, not the front, waits.
                         self.flush();
                         self.handoff();
-                        let _ = self.indexer.send(IndexCmd::Barrier {
+                        self.indexer.send(IndexCmd::Barrier {
                             reply,
                             durable: false,
                         });
                     }
+                    Cmd::Tick => self.tick(),
                     Cmd::Close(done) => closing = Some(done),
                 }
             }
@@ -161,19 +195,37 @@ impl Front {
         self.flush();
         self.handoff();
         let done = closing.unwrap_or_else(|| tokio::sync::oneshot::channel().0);
-        let _ = self.indexer.send(IndexCmd::Close(done));
+        self.indexer.send(IndexCmd::Close(done));
+    }
+
+    /// The backend's own clock: logged chats held for the indexer go to it
+    /// at least this often, with a cursor flush; now and then a purge of
+    /// expired tokens.
+    fn tick(&mut self) {
+        self.ticks += 1;
+        self.ops.push(Op::FlushCursors);
+        if self.ticks.is_multiple_of(PURGE_EVERY_TICKS) {
+            self.ops.push(Op::PurgeTokens);
+        }
+        self.flush();
+        self.handoff();
     }
 
     fn take(&mut self, w: Write) {
         match w {
-            Write::Chat(c) => self.chat(c),
-            Write::CreateUser { .. } => {
+            Write::Chat(c, reply) => self.chat(c, reply),
+            Write::CreateUser {
+                username,
+                password_hash,
+                reply,
+            } => {
                 self.not_users.clear();
-                self.ops.push(Op::Write(w));
+                self.ops
+                    .push(Op::Task(tasks::create_user(username, password_hash, reply)));
             }
-            Write::Group { ref op, .. } => {
+            Write::Group(op, reply) => {
                 let group = op.group();
-                self.ops.push(Op::Write(w));
+                self.ops.push(Op::Task(tasks::group(op, reply)));
                 self.flush();
                 self.sync();
                 match group {
@@ -183,13 +235,28 @@ impl Front {
                     None => self.not_groups.clear(),
                 }
             }
-            // Read markers, tokens and the cursor flush: in order, without
-            // waiting.
-            w => self.ops.push(Op::Write(w)),
+            // Read markers and tokens: in order, without waiting.
+            Write::Read {
+                user,
+                to,
+                seq,
+                reply,
+            } => self.ops.push(Op::Task(tasks::read(user, to, seq, reply))),
+            Write::CreateToken {
+                user,
+                hash,
+                expires_at,
+                reply,
+            } => self
+                .ops
+                .push(Op::Task(tasks::create_token(user, hash, expires_at, reply))),
+            Write::RevokeToken { hash, reply } => {
+                self.ops.push(Op::Task(tasks::revoke_token(hash, reply)))
+            }
         }
     }
 
-    fn chat(&mut self, c: ChatWrite) {
+    fn chat(&mut self, c: NewChat, reply: Reply<ChatOutcome>) {
         if self.seqs.len() + self.not_groups.len() + self.not_users.len() > CACHE_LIMIT {
             self.flush();
             self.sync();
@@ -199,95 +266,24 @@ impl Front {
             self.not_groups.clear();
             self.not_users.clear();
         }
-        match self.resolve(&c) {
-            Ok(Resolved::Conv(conv, members)) => self.log_chat(c, conv, members),
-            Ok(Resolved::Duplicate(o)) => self.answers.push(c.duplicate(o.msg_id, o.ts, o.seq)),
-            Ok(Resolved::Refused(error)) => self.refuse(c, error),
-            Ok(Resolved::Unknown) => {
+        self.fault.check("front", &c.content.body);
+        match chat::resolve(self, c.from, c.to, c.client_msg_id.as_deref()) {
+            Ok(Verdict::Conv(conv, members)) => self.log_chat(c, reply, conv, members),
+            Ok(Verdict::Duplicate(o)) => self.answers.push((reply, Ok(ChatOutcome::Duplicate(o)))),
+            Ok(Verdict::Refused(error)) => self.answers.push((reply, Err(error))),
+            Ok(Verdict::NewDirect(_)) => {
                 // The first message between two users: the indexer creates
-                // the conversation (or refuses an unknown recipient) and
-                // answers; the next message finds it.
-                self.ops.push(Op::Write(Write::Chat(c)));
+                // the conversation and answers; the next message finds it.
+                self.ops.push(Op::Task(tasks::first_chat(c, reply)));
                 self.flush();
                 self.sync();
             }
             Err(e) => {
                 tracing::error!(error = %e, "reading the conversation for a chat failed");
-                self.refuse(c, Error::Storage(e.to_string()))
+                self.answers
+                    .push((reply, Err(Error::Storage(e.to_string()))));
             }
         }
-    }
-
-    fn refuse(&mut self, c: ChatWrite, error: Error) {
-        self.answers.push(c.rejected(error));
-    }
-
-    /// Finds the chat's conversation and checks its key, in the same order
-    /// of refusals as the indexer's own path.
-    fn resolve(&mut self, c: &ChatWrite) -> rusqlite::Result<Resolved> {
-        let (conv, members) = match c.to {
-            Target::User(to) if to == c.from => {
-                return Ok(Resolved::Refused(Error::UnknownRecipient))
-            }
-            Target::User(to) => {
-                let key = (c.from.0.min(to.0), c.from.0.max(to.0));
-                let conv = match self.directs.get(&key) {
-                    Some(conv) => *conv,
-                    None if self.not_users.contains(&to.0) => {
-                        return Ok(Resolved::Refused(Error::UnknownRecipient))
-                    }
-                    None => {
-                        self.flush();
-                        self.sync();
-                        let Some(conv) = direct_lookup(&self.read, c.from, to)? else {
-                            if !user_exists(&self.read, to)? {
-                                self.not_users.insert(to.0);
-                                return Ok(Resolved::Refused(Error::UnknownRecipient));
-                            }
-                            return Ok(Resolved::Unknown);
-                        };
-                        self.cache_seq(conv)?;
-                        self.directs.insert(key, conv);
-                        conv
-                    }
-                };
-                (conv, None)
-            }
-            Target::Group(g) => match self.group(g.0)? {
-                Some(m) if m.binary_search(&c.from).is_ok() => (g.0, Some(m)),
-                _ => return Ok(Resolved::Refused(Error::NotMember)),
-            },
-        };
-        if let Some(key) = &c.client_msg_id {
-            if let Some(o) = self.overlay.get(&(c.from.0, key.clone())) {
-                return Ok(Resolved::Duplicate(*o));
-            }
-            if let Some((msg_id, ts, seq)) = find_by_key(&self.read, c.from, key)? {
-                return Ok(Resolved::Duplicate(Original { msg_id, ts, seq }));
-            }
-        }
-        Ok(Resolved::Conv(conv, members))
-    }
-
-    /// A group's members, loaded after a sync on a miss; `None` if `conv`
-    /// is not a group.
-    fn group(&mut self, conv: ConvId) -> rusqlite::Result<Option<Arc<Vec<UserId>>>> {
-        if let Some(m) = self.groups.get(&conv) {
-            return Ok(Some(m.clone()));
-        }
-        if self.not_groups.contains(&conv) {
-            return Ok(None);
-        }
-        self.flush();
-        self.sync();
-        let Some(members) = load_members(&self.read, conv)? else {
-            self.not_groups.insert(conv);
-            return Ok(None);
-        };
-        let members = Arc::new(members);
-        self.cache_seq(conv)?;
-        self.groups.insert(conv, members.clone());
-        Ok(Some(members))
     }
 
     /// Loads a conversation's last `seq`. Only right after a sync.
@@ -300,19 +296,25 @@ impl Front {
     }
 
     /// Assigns the chat its place and adds it to the group being logged.
-    fn log_chat(&mut self, c: ChatWrite, conv: ConvId, members: Option<Arc<Vec<UserId>>>) {
+    fn log_chat(
+        &mut self,
+        c: NewChat,
+        reply: Reply<ChatOutcome>,
+        conv: ConvId,
+        members: Option<Arc<Vec<UserId>>>,
+    ) {
         let seq = self.seqs.get(&conv).copied().unwrap_or(0) + 1;
         self.seqs.insert(conv, seq);
         let (msg_id, ts) = self.ids.lock().next(now_ms());
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        let placed = Placed {
+        let placing = Placing {
             conv,
             seq,
             msg_id,
             ts,
         };
-        let record = c.record(lsn, placed);
+        let record = placing.record(lsn, &c);
         record.encode(&mut self.buf);
         if let Some(key) = &c.client_msg_id {
             let key = (c.from.0, key.clone());
@@ -322,7 +324,9 @@ impl Front {
         }
         self.ops.push(Op::Logged(record));
         self.arrived.push(c.received);
-        self.answers.push(c.stored(placed, members));
+        let msg = Arc::new(placing.message(&c));
+        self.answers
+            .push((reply, Ok(ChatOutcome::Stored(Placed { msg, members }))));
         // Bounded groups: a quarter of the log at most, so one always fits.
         if self.buf.len() >= self.log.capacity() / 4 {
             self.flush();
@@ -360,8 +364,10 @@ impl Front {
                 m.store_latency.observe(now.saturating_duration_since(t));
             }
         }
-        self.dispatch.send(std::mem::take(&mut self.answers));
-        if self.ops.len() >= HANDOFF || self.ops.iter().any(|op| matches!(op, Op::Write(_))) {
+        for (reply, result) in self.answers.drain(..) {
+            reply.send(result);
+        }
+        if self.ops.len() >= HANDOFF || self.ops.iter().any(|op| !matches!(op, Op::Logged(_))) {
             self.handoff();
         }
         self.prune(PRUNE_STEP + 2 * logged);
@@ -371,14 +377,14 @@ impl Front {
     /// held until [`HANDOFF`] of them pile up: each handoff wakes the
     /// indexer, and at one per log append that was ~2,500 wakeups a second
     /// at 10,000 msg/s, each costing a context switch on both sides. Any
-    /// other write (someone may wait for it, or it is the cursor flush
-    /// timer) goes at once, with everything before it.
+    /// other operation (someone may wait for it, or it is the tick) goes at
+    /// once, with everything before it.
     fn handoff(&mut self) {
         if !self.ops.is_empty() {
             let logged = self.next_lsn - 1;
             let behind = logged.saturating_sub(self.progress.applied()) > INDEX_BEHIND;
             // Blocks while the indexer is far behind: backpressure.
-            let _ = self.indexer.send(IndexCmd::Ops {
+            self.indexer.send(IndexCmd::Ops {
                 ops: std::mem::take(&mut self.ops),
                 behind,
             });
@@ -392,16 +398,14 @@ impl Front {
     }
 
     /// [`Front::sync`], and with `durable` also until SQLite has it on
-    /// disk.
+    /// disk. An indexer that never answers stops the process: the log must
+    /// not be reused over records SQLite may not have.
     fn barrier(&mut self, durable: bool) {
         self.handoff();
         let (reply, rx) = tokio::sync::oneshot::channel();
-        if self
-            .indexer
-            .send(IndexCmd::Barrier { reply, durable })
-            .is_ok()
-        {
-            let _ = rx.blocking_recv();
+        self.indexer.send(IndexCmd::Barrier { reply, durable });
+        if rx.blocking_recv().is_err() {
+            fatal::stop("the SQLite indexer stopped before answering a barrier");
         }
         self.prune(PRUNE_STEP);
     }
@@ -425,14 +429,64 @@ impl Front {
     }
 }
 
-/// Where a chat goes.
-enum Resolved {
-    /// Log it in this conversation.
-    Conv(ConvId, Option<Arc<Vec<UserId>>>),
-    /// Its key was logged or stored before.
-    Duplicate(Original),
-    /// Refused.
-    Refused(Error),
-    /// No conversation between the two users yet.
-    Unknown,
+/// The front's facts for `rules::chat`: its caches, and on a miss SQLite
+/// after a sync (so the answer is exact).
+impl ChatFacts for Front {
+    type Error = rusqlite::Error;
+
+    fn direct(&mut self, a: UserId, b: UserId) -> rusqlite::Result<Option<ConvId>> {
+        let key = (a.0.min(b.0), a.0.max(b.0));
+        if let Some(conv) = self.directs.get(&key) {
+            return Ok(Some(*conv));
+        }
+        if self.not_users.contains(&a.0) || self.not_users.contains(&b.0) {
+            return Ok(None);
+        }
+        self.flush();
+        self.sync();
+        let Some(conv) = direct_lookup(&self.read, a, b)? else {
+            return Ok(None);
+        };
+        self.cache_seq(conv)?;
+        self.directs.insert(key, conv);
+        Ok(Some(conv))
+    }
+
+    fn user_exists(&mut self, user: UserId) -> rusqlite::Result<bool> {
+        if self.not_users.contains(&user.0) {
+            return Ok(false);
+        }
+        // `direct` synced just before on this path.
+        let exists = user_exists(&self.read, user)?;
+        if !exists {
+            self.not_users.insert(user.0);
+        }
+        Ok(exists)
+    }
+
+    fn group_members(&mut self, g: GroupId) -> rusqlite::Result<Option<Arc<Vec<UserId>>>> {
+        if let Some(m) = self.groups.get(&g.0) {
+            return Ok(Some(m.clone()));
+        }
+        if self.not_groups.contains(&g.0) {
+            return Ok(None);
+        }
+        self.flush();
+        self.sync();
+        let Some(members) = load_members(&self.read, g.0)? else {
+            self.not_groups.insert(g.0);
+            return Ok(None);
+        };
+        let members = Arc::new(members.into_iter().map(|m| m.0).collect::<Vec<_>>());
+        self.cache_seq(g.0)?;
+        self.groups.insert(g.0, members.clone());
+        Ok(Some(members))
+    }
+
+    fn original(&mut self, from: UserId, key: &str) -> rusqlite::Result<Option<Original>> {
+        if let Some(o) = self.overlay.get(&(from.0, key.to_string())) {
+            return Ok(Some(*o));
+        }
+        find_by_key(&self.read, from, key)
+    }
 }

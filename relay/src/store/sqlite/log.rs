@@ -15,7 +15,8 @@
 //! whose CRC fails (a torn write, never answered) or whose LSN is not the
 //! previous one plus one (a stale record from before the last restart).
 
-use super::{Content, ConvId, MsgId, UserId};
+use crate::store::ConvId;
+use shared::{Content, MsgId, UserId};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;

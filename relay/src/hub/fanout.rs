@@ -1,0 +1,101 @@
+//! What goes out to sockets once the store has it: stored chats (from what
+//! writing them returned), group changes and read markers.
+
+use super::{Hub, Mode, SMALL_GROUP};
+use crate::clock::now_ms;
+use crate::socket::encode;
+use crate::store::{GroupChange, Placed, ReadMoved};
+use shared::{GroupEventKind, ServerFrame, Target, UserId};
+
+impl Hub {
+    /// The first message between two users makes them contacts. Called
+    /// before the sender hears back (81), so that whatever the sender does
+    /// next finds them so.
+    pub fn new_pair(&self, placed: &Placed) {
+        if let (Target::User(to), 1) = (placed.msg.to, placed.msg.seq) {
+            self.befriend(placed.msg.from, to);
+        }
+    }
+
+    /// Fans a stored chat out: a tracked push to each online recipient
+    /// (the peer, or every member of the group when it was stored), and an
+    /// echo to the sender's other sockets (not `origin`). One push is
+    /// encoded once; sockets share the bytes.
+    pub fn fanout(&self, placed: &Placed, origin: Option<u64>) {
+        let msg = &placed.msg;
+        let frame = encode(&msg.push_frame());
+        match (msg.to, &placed.members) {
+            (Target::Group(_), Some(members)) => self.deliver(members, msg, &frame),
+            (Target::User(to), _) => self.deliver(&[to], msg, &frame),
+            (Target::Group(_), None) => {}
+        }
+        self.echo(msg, origin, &frame);
+    }
+
+    /// Announces a group change. Small groups hear every event; in big
+    /// ones, membership events reach only the people concerned (the
+    /// member, whoever acted, the owner), renames reach everyone. A
+    /// newcomer's delivery starts after the `seq` they joined at; a former
+    /// member's stops.
+    pub fn group_changed(&self, change: &GroupChange) {
+        let conv = change.group.0;
+        if let Some((user, seq)) = change.joined {
+            self.set_base(user, conv, seq);
+        }
+        for &gone in &change.former {
+            self.forget(gone, conv);
+        }
+        let small = change.members.len() <= SMALL_GROUP;
+        for e in &change.events {
+            let frame = encode(&ServerFrame::GroupEvent(e.clone()));
+            let mut to: Vec<UserId> = change.former.clone();
+            if small
+                || matches!(
+                    e.kind,
+                    GroupEventKind::Renamed | GroupEventKind::OwnerChanged
+                )
+            {
+                to.extend(change.members.iter().copied());
+            } else {
+                to.extend(e.user_id.iter().chain(e.by_id.iter()).copied());
+            }
+            to.sort_unstable();
+            to.dedup();
+            self.to_users(&to, &frame, Mode::Push);
+            if small {
+                if let (
+                    GroupEventKind::Created
+                    | GroupEventKind::MemberAdded
+                    | GroupEventKind::MemberJoined,
+                    Some(newcomer),
+                ) = (e.kind, e.user_id)
+                {
+                    for &m in change.members.iter() {
+                        self.befriend(newcomer, m);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells the senders of newly read messages, and the reader's other
+    /// tabs, how far the reader has read (and from where, so a sender can
+    /// count "read by N" for exactly the messages newly read).
+    pub fn read_moved(&self, r: &ReadMoved) {
+        let frame = encode(&ServerFrame::ReadReceipt {
+            by_id: r.reader,
+            // One-to-one: "you", for the peer; "the peer", for the
+            // reader's own tabs. A group names itself.
+            to: r.to,
+            prev_seq: Some(r.prev),
+            seq: r.seq,
+            ts: now_ms(),
+        });
+        let mut to: Vec<UserId> = match r.to {
+            Target::User(peer) => r.senders.iter().copied().filter(|s| *s == peer).collect(),
+            Target::Group(_) => r.senders.clone(),
+        };
+        to.push(r.reader);
+        self.to_users(&to, &frame, Mode::Push);
+    }
+}

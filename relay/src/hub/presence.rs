@@ -1,0 +1,95 @@
+//! Presence: contacts hear when a user comes online and, after a grace
+//! period, when their last socket closed.
+//!
+//! Presence reaches contacts only (people who share a one-to-one
+//! conversation or a small group), never strangers: broadcasting it would
+//! make every login cost O(online users) frames and tell anyone when you
+//! are online.
+
+use super::{Hub, Mode};
+use crate::clock::now_ms;
+use crate::socket::encode;
+use shared::{ServerFrame, UserId};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A user whose last socket closed, not yet announced offline.
+pub(super) struct Departed {
+    pub at: Instant,
+    pub username: Arc<str>,
+    pub contacts: HashSet<UserId>,
+}
+
+impl Hub {
+    /// Whether the user has a socket (or left less than the presence grace
+    /// ago).
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.shard(user).lock().contains_key(&user) || self.departed.lock().contains_key(&user)
+    }
+
+    /// Sends a presence frame about `user` to `to`.
+    pub(super) fn announce(
+        &self,
+        user: UserId,
+        username: &str,
+        online: bool,
+        to: impl IntoIterator<Item = UserId>,
+    ) {
+        let frame = encode(&ServerFrame::Presence {
+            user_id: user,
+            username: username.to_string(),
+            online,
+            ts: now_ms(),
+        });
+        let to: Vec<UserId> = to.into_iter().collect();
+        self.to_users(&to, &frame, Mode::Offer);
+    }
+
+    /// Announces users whose last socket closed more than the grace period
+    /// ago as offline. Runs from a timer.
+    pub fn presence_tick(&self, now: Instant) {
+        let gone: Vec<(UserId, Departed)> = {
+            let mut d = self.departed.lock();
+            let expired: Vec<UserId> = d
+                .iter()
+                .filter(|(_, v)| now.saturating_duration_since(v.at) >= self.config.presence_grace)
+                .map(|(k, _)| *k)
+                .collect();
+            expired
+                .into_iter()
+                .filter_map(|k| d.remove(&k).map(|v| (k, v)))
+                .collect()
+        };
+        for (user, d) in gone {
+            self.announce(user, &d.username, false, d.contacts);
+        }
+    }
+
+    /// Makes two users each other's contacts (a new conversation or a small
+    /// group), telling each about the other if they are online.
+    pub fn befriend(&self, a: UserId, b: UserId) {
+        if a == b {
+            return;
+        }
+        let a_name = {
+            let mut shard = self.shard(a).lock();
+            shard
+                .get_mut(&a)
+                .map(|e| (e.contacts.insert(b), e.username.clone()))
+        };
+        let b_name = {
+            let mut shard = self.shard(b).lock();
+            shard
+                .get_mut(&b)
+                .map(|e| (e.contacts.insert(a), e.username.clone()))
+        };
+        // Each online side that just learned of the other hears it is online.
+        if let (Some((true, _)), Some((_, name))) = (&a_name, &b_name) {
+            self.announce(b, name, true, [a]);
+        }
+        if let (Some((true, _)), Some((_, name))) = (&b_name, &a_name) {
+            self.announce(a, name, true, [b]);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The conversation list: each of a user's conversations with its last
+//! message (after they joined: see `rules::history`), unread count and the
+//! peer's cursors, newest activity first.
+
+use super::reads::{group_summary, message_view, MESSAGE_COLUMNS};
+use super::schema::KIND_GROUP;
+use rusqlite::{params, Connection, OptionalExtension};
+use shared::api::{ConversationKind, ConversationSummary, Conversations, UserSummary};
+use shared::UserId;
+
+pub(super) fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversations> {
+    struct Row {
+        conv: i64,
+        kind: i64,
+        read_seq: i64,
+        joined_seq: i64,
+        created_at: i64,
+    }
+    let rows: Vec<Row> = c
+        .prepare_cached(
+            "SELECT mb.conv_id, c.kind, mb.read_seq, mb.joined_seq, c.created_at FROM members mb
+             JOIN conversations c ON c.id = mb.conv_id WHERE mb.user_id = ?1",
+        )?
+        .query_map([user.0], |r| {
+            Ok(Row {
+                conv: r.get(0)?,
+                kind: r.get(1)?,
+                read_seq: r.get(2)?,
+                joined_seq: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    // Each with its last activity, for the order: newest first; a
+    // conversation without messages yet (a group just created) ranks by
+    // when it was created, not below every other.
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (peer, group) = if row.kind == KIND_GROUP {
+            let Some(g) = group_summary(c, row.conv)? else {
+                continue;
+            };
+            (None, Some(g))
+        } else {
+            let p = c
+                .prepare_cached(
+                    "SELECT u.id, u.username, mb.read_seq, mb.delivered_seq FROM members mb
+                     JOIN users u ON u.id = mb.user_id WHERE mb.conv_id = ?1 AND mb.user_id != ?2",
+                )?
+                .query_row(params![row.conv, user.0], |r| {
+                    Ok((
+                        UserId(r.get(0)?),
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()?;
+            let Some(p) = p else { continue };
+            (Some(p), None)
+        };
+        // Only what the viewer may read: a group's history starts at their join.
+        let last = c
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.from_id
+                 WHERE m.conv_id = ?1 AND m.seq > ?2 ORDER BY m.seq DESC LIMIT 1"
+            ))?
+            .query_row([row.conv, row.joined_seq], |r| {
+                let peer_id = peer.as_ref().map(|p| p.0);
+                let group_id = group.as_ref().map(|g| g.group_id);
+                message_view(r, 0, user, peer_id, group_id)
+            })
+            .optional()?;
+        let unread: i64 = c
+            .prepare_cached(
+                "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND from_id != ?3",
+            )?
+            .query_row(params![row.conv, row.read_seq, user.0], |r| r.get(0))?;
+        let activity = last.as_ref().map_or(row.created_at, |m| m.ts);
+        out.push((
+            activity,
+            ConversationSummary {
+                kind: if group.is_some() {
+                    ConversationKind::Group
+                } else {
+                    ConversationKind::Direct
+                },
+                peer: peer.as_ref().map(|p| UserSummary {
+                    user_id: p.0,
+                    username: p.1.clone(),
+                }),
+                group,
+                last_seq: last.as_ref().map_or(0, |m| m.seq),
+                last_message: last,
+                unread: unread as u64,
+                read_seq: row.read_seq as u64,
+                peer_read_seq: peer.as_ref().map(|p| p.2 as u64),
+                peer_delivered_seq: peer.as_ref().map(|p| p.3 as u64),
+            },
+        ));
+    }
+    out.sort_by_key(|(activity, _)| std::cmp::Reverse(*activity));
+    Ok(Conversations {
+        conversations: out.into_iter().map(|(_, s)| s).collect(),
+    })
+}
