@@ -37,8 +37,9 @@ use crate::{parse_duration, sys, Ctx, Error};
 use bytes::Bytes;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shared::api::GroupInfo;
+use shared::api::{GroupInfo, GroupSummary, MemberPage};
 use shared::{GroupId, Target as To, UserId};
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -338,7 +339,7 @@ struct GroupSetup {
     member_count: u64,
     /// Join requests made (accounts that were not members yet).
     joins: u64,
-    /// Bytes of all join answers (each carries the whole member list).
+    /// Bytes of all join answers.
     join_response_bytes: u64,
     secs: f64,
 }
@@ -881,8 +882,12 @@ fn describe(e: &SessionError) -> String {
     }
 }
 
-/// Creates the group as account 0 (or looks up `--group`), has every
-/// account that is not a member yet join it, and checks the result.
+/// Creates the group as account 0 (or takes `--group`), has every account
+/// that is not a member yet join it, and checks that all of them are.
+///
+/// Group changes answer with a [`GroupSummary`] alone; the members are read
+/// a page at a time: the first page with `GET /api/groups/{id}`, the rest
+/// with `GET /api/groups/{id}/members?after=&limit=`.
 async fn setup_group(
     ctx: &Ctx,
     api: &Api,
@@ -892,31 +897,17 @@ async fn setup_group(
     let log = &ctx.log;
     let started = Instant::now();
     let owner = &accounts[0];
-    let info = match args.group {
+    let group = match args.group {
         None => {
-            let body = serde_json::json!({
-                "name": format!("lg{} fanout {}", ctx.run_id, args.members),
-                "public": true,
-            });
-            let r = api
-                .request(
-                    hyper::Method::POST,
-                    "/api/groups",
-                    Some(&owner.token),
-                    Some(Bytes::from(serde_json::to_vec(&body)?)),
-                )
-                .await?;
-            if !matches!(r.status, 200 | 201) {
-                return Err(format!("create group: {}", r.describe()).into());
-            }
-            parse_group(&r.body)?
+            let name = format!("lg{} fanout {}", ctx.run_id, args.members);
+            create_group(api, owner, &name).await?.group_id
         }
-        Some(id) => group_info(api, owner, GroupId(id)).await?,
+        Some(id) => GroupId(id),
     };
-    let group = info.summary.group_id;
-    let members: HashSet<UserId> = info.members.iter().map(|m| m.user_id).collect();
-    let to_join: Vec<usize> = (0..accounts.len())
-        .filter(|&i| !members.contains(&accounts[i].user_id))
+    let (_, members) = group_members(api, owner, group).await?;
+    let to_join: Vec<&Account> = accounts
+        .iter()
+        .filter(|a| !members.contains(&a.user_id))
         .collect();
     log.say(format_args!(
         "group {}: {} accounts join ({} in flight)",
@@ -928,16 +919,23 @@ async fn setup_group(
     let total = to_join.len();
     let done = AtomicUsize::new(0);
     let last_log = std::sync::Mutex::new(Instant::now());
-    let results: Vec<Result<u64, Error>> = futures_util::stream::iter(to_join.iter().copied())
-        .map(|i| {
+    let results: Vec<Result<u64, Error>> = futures_util::stream::iter(&to_join)
+        .map(|a| {
             let (path, done, last_log) = (&path, &done, &last_log);
             async move {
-                let a = &accounts[i];
                 let r = api
                     .request(hyper::Method::POST, path, Some(&a.token), None)
                     .await?;
                 if r.status != 200 {
                     return Err(format!("join as {}: {}", a.username, r.describe()).into());
+                }
+                let joined: GroupSummary = parse(&r.body, "join answer")?;
+                if joined.group_id != group {
+                    return Err(format!(
+                        "join as {}: answered for group {}",
+                        a.username, joined.group_id.0
+                    )
+                    .into());
                 }
                 let n = done.fetch_add(1, Relaxed) + 1;
                 let mut last = last_log.lock().unwrap();
@@ -955,8 +953,7 @@ async fn setup_group(
     for r in results {
         join_response_bytes += r?;
     }
-    let after = group_info(api, owner, group).await?;
-    let now_in: HashSet<UserId> = after.members.iter().map(|m| m.user_id).collect();
+    let (summary, now_in) = group_members(api, owner, group).await?;
     let missing = accounts
         .iter()
         .filter(|a| !now_in.contains(&a.user_id))
@@ -972,35 +969,92 @@ async fn setup_group(
     log.say(format_args!(
         "group {} has {} members; setup took {secs:.1} s ({:.1} MiB of join answers)",
         group.0,
-        after.summary.member_count,
+        summary.member_count,
         join_response_bytes as f64 / (1024.0 * 1024.0)
     ));
     Ok(GroupSetup {
         id: group,
-        member_count: after.summary.member_count as u64,
+        member_count: summary.member_count as u64,
         joins: to_join.len() as u64,
         join_response_bytes,
         secs,
     })
 }
 
-async fn group_info(api: &Api, viewer: &Account, group: GroupId) -> Result<GroupInfo, Error> {
+/// Creates a public group owned by `owner`.
+async fn create_group(api: &Api, owner: &Account, name: &str) -> Result<GroupSummary, Error> {
+    let body = serde_json::json!({ "name": name, "public": true });
     let r = api
         .request(
-            hyper::Method::GET,
-            &format!("/api/groups/{}", group.0),
-            Some(&viewer.token),
-            None,
+            hyper::Method::POST,
+            "/api/groups",
+            Some(&owner.token),
+            Some(Bytes::from(serde_json::to_vec(&body)?)),
         )
         .await?;
-    if r.status != 200 {
-        return Err(format!("group {}: {}", group.0, r.describe()).into());
+    if !matches!(r.status, 200 | 201) {
+        return Err(format!("create group: {}", r.describe()).into());
     }
-    parse_group(&r.body)
+    parse(&r.body, "group summary")
 }
 
-fn parse_group(body: &[u8]) -> Result<GroupInfo, Error> {
-    serde_json::from_slice(body).map_err(|e| format!("unexpected group info: {e}").into())
+/// The group's summary and all its members as `viewer` sees them, page by
+/// page.
+async fn group_members(
+    api: &Api,
+    viewer: &Account,
+    group: GroupId,
+) -> Result<(GroupSummary, HashSet<UserId>), Error> {
+    let info: GroupInfo = get(api, viewer, &format!("/api/groups/{}", group.0)).await?;
+    let mut members: HashSet<UserId> = info.members.iter().map(|m| m.user_id).collect();
+    let mut next = info.next;
+    while let Some(after) = next {
+        let path = members_page_path(group, &after);
+        let page: MemberPage = get(api, viewer, &path).await?;
+        if page.next.as_deref() == Some(after.as_str()) {
+            return Err(format!(
+                "group {}: member pages do not advance past {after:?}",
+                group.0
+            )
+            .into());
+        }
+        members.extend(page.members.iter().map(|m| m.user_id));
+        next = page.next;
+    }
+    Ok((info.summary, members))
+}
+
+/// `GET /api/groups/{id}/members` for the page after `after`, as large as
+/// the relay allows.
+fn members_page_path(group: GroupId, after: &str) -> String {
+    let mut path = format!(
+        "/api/groups/{}/members?limit={}&after=",
+        group.0,
+        shared::limits::MAX_MEMBER_PAGE
+    );
+    for b in after.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    path
+}
+
+/// A `GET` of the API as `viewer`, its JSON answer parsed.
+async fn get<T: DeserializeOwned>(api: &Api, viewer: &Account, path: &str) -> Result<T, Error> {
+    let r = api
+        .request(hyper::Method::GET, path, Some(&viewer.token), None)
+        .await?;
+    if r.status != 200 {
+        return Err(format!("GET {path}: {}", r.describe()).into());
+    }
+    parse(&r.body, path)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| format!("unexpected {what}: {e}").into())
 }
 
 /// Combines the sender's and the members' results (pure, so it is tested).
@@ -1255,6 +1309,40 @@ mod tests {
         assert!(r.failures().iter().any(|f| f.contains("no 81")));
         // A member log that saw nothing is not a loss for an unstored message.
         assert_eq!(r.lost, 0);
+    }
+
+    #[test]
+    fn member_page_cursors_are_escaped() {
+        let page = format!(
+            "/api/groups/7/members?limit={}&after=",
+            shared::limits::MAX_MEMBER_PAGE
+        );
+        assert_eq!(
+            members_page_path(GroupId(7), "lgab12u9"),
+            format!("{page}lgab12u9")
+        );
+        assert_eq!(
+            members_page_path(GroupId(7), "a b&c=d/é~"),
+            format!("{page}a%20b%26c%3Dd%2F%C3%A9~")
+        );
+    }
+
+    #[test]
+    fn answers_parse_as_the_shared_api_types() {
+        let summary = GroupSummary {
+            group_id: GroupId(3),
+            name: "g".into(),
+            owner_id: UserId(1),
+            public: true,
+            member_count: 2,
+        };
+        let body = serde_json::to_vec(&summary).unwrap();
+        assert_eq!(parse::<GroupSummary>(&body, "x").unwrap(), summary);
+        let err = parse::<GroupSummary>(b"[]", "join answer").unwrap_err();
+        assert!(
+            err.to_string().starts_with("unexpected join answer"),
+            "{err}"
+        );
     }
 
     #[test]

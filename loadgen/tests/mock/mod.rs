@@ -1,6 +1,9 @@
 //! A minimal in-process relay for testing the load generator end to end:
 //! `POST /api/register`, public groups (`POST /api/groups`,
-//! `POST /api/groups/{id}/join`, `GET /api/groups/{id}`) and `/ws` with
+//! `POST /api/groups/{id}/join`, answered with the `GroupSummary` alone;
+//! `GET /api/groups/{id}` with the first page of members and
+//! `GET /api/groups/{id}/members?after=&limit=` with the next ones, pages
+//! of at most [`PAGE`] members) and `/ws` with
 //! LOGIN, PING, CHAT (to a user or a group) and ACK, built on
 //! the `shared` codec (so every frame the generator sends is validated by
 //! the same decoder as the real relay uses), plus fault injection so the
@@ -8,7 +11,9 @@
 //! redelivered messages.
 
 use futures_util::{SinkExt, StreamExt};
-use shared::api::{Credentials, GroupInfo, GroupSummary, MemberInfo, NewGroup, Session};
+use shared::api::{
+    Credentials, GroupInfo, GroupSummary, MemberInfo, MemberPage, NewGroup, Session,
+};
 use shared::{ClientFrame, ErrorCode, GroupId, ServerFrame, Target, UserId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,32 +64,80 @@ struct Group {
     seq: u64,
 }
 
+/// The largest page of members (the relay's is
+/// `shared::limits::MAX_MEMBER_PAGE`): small, so that the tests' groups
+/// take several pages.
+const PAGE: usize = 3;
+
 impl State {
-    fn group_info(&self, id: i64) -> GroupInfo {
+    fn summary(&self, id: i64) -> GroupSummary {
         let g = &self.groups[&id];
-        GroupInfo {
-            summary: GroupSummary {
-                group_id: GroupId(id),
-                name: g.name.clone(),
-                owner_id: g.owner,
-                public: true,
-                member_count: g.members.len() as u32,
-            },
-            members: g
-                .members
-                .iter()
-                .map(|&u| MemberInfo {
-                    user_id: u,
-                    username: self.names[&u].clone(),
-                    owner: u == g.owner,
-                    read_seq: 0,
-                    delivered_seq: 0,
-                    online: self.online.contains_key(&u),
-                })
-                .collect(),
-            next: None,
+        GroupSummary {
+            group_id: GroupId(id),
+            name: g.name.clone(),
+            owner_id: g.owner,
+            public: true,
+            member_count: g.members.len() as u32,
         }
     }
+
+    /// The members after username `after`, by username, at most `limit`
+    /// (and [`PAGE`]); the cursor for the next page when more follow.
+    fn members_page(
+        &self,
+        id: i64,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> (Vec<MemberInfo>, Option<String>) {
+        let g = &self.groups[&id];
+        let mut all: Vec<(&str, UserId)> = g
+            .members
+            .iter()
+            .map(|u| (self.names[u].as_str(), *u))
+            .filter(|(name, _)| after.is_none_or(|a| *name > a))
+            .collect();
+        all.sort();
+        let n = limit.unwrap_or(PAGE).clamp(1, PAGE);
+        let next = (all.len() > n).then(|| all[n - 1].0.to_string());
+        let members = all
+            .into_iter()
+            .take(n)
+            .map(|(name, u)| MemberInfo {
+                user_id: u,
+                username: name.to_string(),
+                owner: u == g.owner,
+                read_seq: 0,
+                delivered_seq: 0,
+                online: self.online.contains_key(&u),
+            })
+            .collect();
+        (members, next)
+    }
+}
+
+/// The percent-decoded value of `key` in a query string.
+fn param(query: &str, key: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
+    let mut out = Vec::new();
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                out.push(u8::from_str_radix(&hex, 16).ok()?);
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An API body.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap()
 }
 
 /// Starts the mock on 127.0.0.1 and returns its address.
@@ -221,8 +274,8 @@ fn groups_api(
             r#"{"code":"unauthorized","message":"x"}"#.into(),
         );
     };
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let ok = |g: &State, id| serde_json::to_string(&g.group_info(id)).unwrap();
     match (method, parts.as_slice()) {
         ("POST", ["api", "groups"]) => {
             let Ok(new) = serde_json::from_slice::<NewGroup>(body) else {
@@ -241,7 +294,7 @@ fn groups_api(
                     seq: 0,
                 },
             );
-            ("201 Created", ok(&g, id))
+            ("201 Created", json(&g.summary(id)))
         }
         (_, ["api", "groups", id, rest @ ..]) => {
             let Some(id) = id.parse().ok().filter(|id| g.groups.contains_key(id)) else {
@@ -251,13 +304,27 @@ fn groups_api(
                 );
             };
             match (method, rest) {
-                ("GET", []) => ("200 OK", ok(&g, id)),
+                ("GET", []) => {
+                    let (members, next) = g.members_page(id, None, None);
+                    let info = GroupInfo {
+                        summary: g.summary(id),
+                        members,
+                        next,
+                    };
+                    ("200 OK", json(&info))
+                }
+                ("GET", ["members"]) => {
+                    let q = |k: &str| param(query, k);
+                    let limit = q("limit").and_then(|l| l.parse().ok());
+                    let (members, next) = g.members_page(id, q("after").as_deref(), limit);
+                    ("200 OK", json(&MemberPage { members, next }))
+                }
                 ("POST", ["join"]) => {
                     let grp = g.groups.get_mut(&id).unwrap();
                     if !grp.members.contains(&me) {
                         grp.members.push(me);
                     }
-                    ("200 OK", ok(&g, id))
+                    ("200 OK", json(&g.summary(id)))
                 }
                 _ => (
                     "405 Method Not Allowed",
