@@ -42,7 +42,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Frames fed before a flush, and frames read before the task returns to
@@ -537,10 +536,7 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
         .into());
     }
     let log = &ctx.log;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(args.read_buffer.max(1024))
-        .write_buffer_size(16 * 1024)
-        .max_message_size(Some(1 << 20));
+    let ws_config = client::ws_config(args.read_buffer.max(1024), 16 * 1024);
     let target = Target::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
     let accounts = client::accounts(ctx, &target, 2 * args.pairs).await?;
 

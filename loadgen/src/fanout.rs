@@ -26,7 +26,7 @@
 //! exact percentiles (every sample is kept).
 
 use crate::chat::{run_recipient, ProgressSink, RecvOut, RecvSpec};
-use crate::client::{self, Account, Api, SessionError, Target, Ws};
+use crate::client::{self, Account, Api, Target, Ws};
 use crate::idle::{close_cleanly, ser_secs};
 use crate::report::{
     self, fmt_mib, fmt_pct, fmt_tally, fmt_us, line, LatencySummary, ScenarioReport, Tally,
@@ -47,7 +47,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// The sender's number in message tags (members check it).
@@ -674,10 +673,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
         .into());
     }
     let log = &ctx.log;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(args.read_buffer.max(1024))
-        .write_buffer_size(4096)
-        .max_message_size(Some(1 << 20));
+    let ws_config = client::ws_config(args.read_buffer.max(1024), 4096);
     let target = Target::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
     let accounts = client::accounts(ctx, &target, args.members + 1).await?;
     let api = Api::new(&target);
@@ -722,7 +718,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
                     Some(progress.clone() as Arc<dyn ProgressSink>),
                     stop_rx.clone(),
                 ))),
-                Err(e) => report::tally(&mut connect_failures, &describe(&e), 1),
+                Err(e) => report::tally(&mut connect_failures, &e.to_string(), 1),
             }
             if last_log.elapsed() >= Duration::from_secs(2) {
                 last_log = Instant::now();
@@ -744,7 +740,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
         Ok((ws, _)) => ws,
         Err(e) => {
             let _ = stop_tx.send(true);
-            return Err(format!("the sender could not connect: {}", describe(&e)).into());
+            return Err(format!("the sender could not connect: {e}").into());
         }
     };
     if connected == 0 {
@@ -873,13 +869,6 @@ fn check_args(args: &FanoutArgs) -> Result<(), Error> {
         .into());
     }
     Ok(())
-}
-
-fn describe(e: &SessionError) -> String {
-    match e {
-        SessionError::Connect(s) => format!("connect: {s}"),
-        SessionError::Login(s) => format!("login: {s}"),
-    }
 }
 
 /// Creates the group as account 0 (or takes `--group`), has every account

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// How long after the hold the sockets stay open so PONGs for the last PINGs
@@ -303,10 +302,7 @@ pub async fn run(ctx: &Ctx, args: IdleArgs) -> Result<IdleReport, Error> {
         return Err("--ping-interval must be positive".into());
     }
     let log = &ctx.log;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(args.read_buffer.max(256))
-        .write_buffer_size(0)
-        .max_message_size(Some(1 << 20));
+    let ws_config = client::ws_config(args.read_buffer.max(256), 0);
     let target = Target::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
     if let Some(ports) = sys::ephemeral_port_count() {
         let cap = ports * target.source_ip_count() as u64;
