@@ -27,9 +27,8 @@
 
 use crate::client::{self, Account, Target, Ws};
 use crate::idle::{close_cleanly, ser_secs};
-use crate::report::{
-    self, fmt_mib, fmt_pct, fmt_tally, line, LatencySummary, ScenarioReport, Tally,
-};
+use crate::latency::{new_histogram, record_us, LatencySummary};
+use crate::report::{self, fmt_mib, fmt_pct, fmt_tally, line, ScenarioReport, Tally};
 use crate::track::{reconcile, Answer, Arrival, Reconciled, RecvLog, SendLog};
 use crate::wire::{self, frame_type as ft, Lite, MsgTag, NotOurs};
 use crate::{parse_duration, sys, Ctx, Error};
@@ -187,8 +186,8 @@ impl SenderOut {
     fn new(log: SendLog) -> SenderOut {
         SenderOut {
             log,
-            resp_hist: report::new_histogram(),
-            lag_hist: report::new_histogram(),
+            resp_hist: new_histogram(),
+            lag_hist: new_histogram(),
             sent_in_window: 0,
             stored_in_window: 0,
             receipts: 0,
@@ -243,7 +242,7 @@ impl RecvOut {
             if keep_latencies {
                 Histogram::new(1).expect("valid histogram")
             } else {
-                report::new_histogram()
+                new_histogram()
             }
         };
         RecvOut {
@@ -671,10 +670,10 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
 
 /// Combines the per-pair results into the report (pure, so it is tested).
 fn assemble(args: &ChatArgs, senders: &[SenderOut], recipients: &[RecvOut]) -> ChatReport {
-    let mut latency = report::new_histogram();
-    let mut wire = report::new_histogram();
-    let mut resp = report::new_histogram();
-    let mut lag = report::new_histogram();
+    let mut latency = new_histogram();
+    let mut wire = new_histogram();
+    let mut resp = new_histogram();
+    let mut lag = new_histogram();
     let mut verdict = Reconciled::default();
     let mut errors = Tally::new();
     let mut problems = Tally::new();
@@ -858,7 +857,7 @@ impl Sender {
             let lag = now_us - due;
             match self.cfg.schedule {
                 Schedule::Open { .. } => {
-                    report::record_us(&mut self.out.lag_hist, lag);
+                    record_us(&mut self.out.lag_hist, lag);
                     // `blocked` stays set until the sender has caught up with
                     // its schedule, so every message the full window held
                     // back is counted.
@@ -981,7 +980,7 @@ impl Sender {
                     self.run.progress.stored.fetch_add(1, Relaxed);
                     if self.run.measured(tag.t_us) {
                         self.out.stored_in_window += 1;
-                        report::record_us(
+                        record_us(
                             &mut self.out.resp_hist,
                             self.run.now_us().saturating_sub(tag.t_us),
                         );
@@ -1320,8 +1319,8 @@ fn on_push(out: &mut RecvOut, text: &str, pair: u32, spec: &RecvSpec) -> PushOut
                 }
                 out.latencies_us[i] = Some(now_us.saturating_sub(tag.t_us));
             } else if (spec.warmup_us..spec.end_us).contains(&tag.t_us) {
-                report::record_us(&mut out.latency_hist, now_us.saturating_sub(tag.t_us));
-                report::record_us(
+                record_us(&mut out.latency_hist, now_us.saturating_sub(tag.t_us));
+                record_us(
                     &mut out.wire_hist,
                     now_us.saturating_sub(tag.t_us + tag.lag_us),
                 );

@@ -28,9 +28,8 @@
 use crate::chat::{run_recipient, ProgressSink, RecvOut, RecvSpec};
 use crate::client::{self, Account, Api, Target, Ws};
 use crate::idle::{close_cleanly, ser_secs};
-use crate::report::{
-    self, fmt_mib, fmt_pct, fmt_tally, fmt_us, line, LatencySummary, ScenarioReport, Tally,
-};
+use crate::latency::LatencySummary;
+use crate::report::{self, fmt_mib, fmt_pct, fmt_tally, fmt_us, line, ScenarioReport, Tally};
 use crate::track::{reconcile, Reconciled, SendLog};
 use crate::wire::{self, frame_type as ft, Lite, MsgTag};
 use crate::{parse_duration, sys, Ctx, Error};

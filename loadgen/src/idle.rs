@@ -11,7 +11,8 @@
 //! per-connection costs are the same.
 
 use crate::client::{self, Target};
-use crate::report::{self, fmt_tally, line, LatencySummary, ScenarioReport, Tally};
+use crate::latency::{new_histogram, record_us, LatencySummary};
+use crate::report::{self, fmt_tally, line, ScenarioReport, Tally};
 use crate::{parse_duration, sys, wire, Ctx, Error};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -333,7 +334,7 @@ pub async fn run(ctx: &Ctx, args: IdleArgs) -> Result<IdleReport, Error> {
         pings_measured: AtomicU64::new(0),
         pongs_measured: AtomicU64::new(0),
         closed_cleanly: AtomicU64::new(0),
-        pong_hist: Mutex::new(report::new_histogram()),
+        pong_hist: Mutex::new(new_histogram()),
         problems: Mutex::new(Tally::new()),
         connect_slots: Semaphore::new(args.connect_concurrency.max(1)),
     });
@@ -508,7 +509,7 @@ async fn connection(
                             match outstanding.pop_front() {
                                 Some((sent, true)) => {
                                     let us = sent.elapsed().as_micros() as u64;
-                                    report::record_us(&mut sh.pong_hist.lock().unwrap(), us);
+                                    record_us(&mut sh.pong_hist.lock().unwrap(), us);
                                     sh.pongs_measured.fetch_add(1, Relaxed);
                                 }
                                 Some((_, false)) => {}

@@ -11,7 +11,7 @@
 //! - [`wire`]: cheap frame parsing/writing for the hot path, and the
 //!   `clientMsgId` tag that lets a recipient account for a message alone;
 //! - [`track`]: delivery bookkeeping (lost, duplicate, out of order);
-//! - [`report`]: latency summaries and the human/JSON outputs;
+//! - [`report`]: the human/JSON outputs; [`latency`]: latency summaries;
 //! - [`sys`]: file-descriptor limits and `/proc` sampling;
 //! - one module per scenario: [`idle`] (many quiet connections: memory and
 //!   heartbeat cost), [`chat`] (one-to-one throughput and latency) and
@@ -29,6 +29,7 @@ pub mod chat;
 pub mod client;
 pub mod fanout;
 pub mod idle;
+pub mod latency;
 pub mod report;
 pub mod sys;
 pub mod track;
