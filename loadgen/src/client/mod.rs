@@ -3,7 +3,8 @@
 //! Everything here is shared by the scenarios: the relay's address and
 //! opening a logged-in socket (this file), the account registration that
 //! precedes every run (`accounts.rs`) and the HTTP API (`api.rs`).
-//! Scenarios own what happens on the socket afterwards.
+//! Scenarios own what happens on the socket afterwards
+//! ([`socket`](crate::socket) has the common parts).
 
 mod accounts;
 mod api;
