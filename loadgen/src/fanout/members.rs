@@ -7,6 +7,7 @@ use super::{FanoutArgs, SENDER};
 use crate::client::{Account, Target};
 use crate::recipient::{run_recipient, ProgressSink, RecvOut, RecvSpec};
 use crate::report::{self, fmt_tally, Tally};
+use crate::track::SendLog;
 use crate::Ctx;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -17,19 +18,17 @@ use tokio::task::JoinHandle;
 
 /// Live counters the members report into and the sender watches.
 pub(super) struct Progress {
-    /// Members that got message k (index k−1) at least once.
+    /// Members that got message k (index k−1) at least once, counted as
+    /// each first arrival is read, before its ACK leaves.
     reached: Vec<AtomicU64>,
-    /// First arrivals, all messages.
-    pub delivered: AtomicU64,
     /// 91s received by members.
-    pub ack_resps: AtomicU64,
+    ack_resps: AtomicU64,
 }
 
 impl Progress {
     pub fn new(messages: usize) -> Progress {
         Progress {
             reached: (0..messages).map(|_| AtomicU64::new(0)).collect(),
-            delivered: AtomicU64::new(0),
             ack_resps: AtomicU64::new(0),
         }
     }
@@ -39,15 +38,17 @@ impl Progress {
         self.counter(seq).map_or(0, |c| c.load(Relaxed))
     }
 
+    /// First arrivals so far, all messages.
+    fn first_arrivals(&self) -> u64 {
+        self.reached.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
     fn counter(&self, seq: u64) -> Option<&AtomicU64> {
         self.reached.get(usize::try_from(seq.checked_sub(1)?).ok()?)
     }
 }
 
 impl ProgressSink for Progress {
-    fn delivered(&self, n: u64) {
-        self.delivered.fetch_add(n, Relaxed);
-    }
     fn ack_resps(&self, n: u64) {
         self.ack_resps.fetch_add(n, Relaxed);
     }
@@ -66,6 +67,15 @@ pub(super) fn settled(answer: Option<bool>, reached: u64, members: u64) -> bool 
         Some(false) => true,
         Some(true) => reached >= members,
     }
+}
+
+/// Whether the final drain is over: every message sent is settled, and
+/// the ACK of every first arrival has been answered. First arrivals are
+/// counted before their ACK is sent, so a 91 still on its way is waited
+/// for. (Pure but for the counters' reads, so it is tested.)
+pub(super) fn drained(sent: &SendLog, progress: &Progress, members: u64) -> bool {
+    (1..=sent.sent()).all(|q| settled(sent.answer(q), progress.reached(q), members))
+        && progress.ack_resps.load(Relaxed) >= progress.first_arrivals()
 }
 
 /// The members' sockets, each served by its own recipient task.
@@ -153,6 +163,29 @@ mod tests {
     }
 
     #[test]
+    fn the_final_drain_waits_for_every_first_arrivals_91() {
+        let mut sent = SendLog::default();
+        sent.on_sent(1);
+        sent.on_stored(1, 7);
+        let p = Progress::new(2);
+        // Both members have message 1, but only one 91 is back: a member
+        // reports its delivery only after flushing the ACK, so counting
+        // deliveries would let the drain end here.
+        p.arrived(1);
+        assert!(!drained(&sent, &p, 2), "one member still lacks message 1");
+        p.arrived(1);
+        p.ack_resps(1);
+        assert!(!drained(&sent, &p, 2), "a 91 is still on its way");
+        p.ack_resps(1);
+        assert!(drained(&sent, &p, 2));
+        // A message awaiting its 81 holds the drain too.
+        sent.on_sent(2);
+        assert!(!drained(&sent, &p, 2));
+        sent.on_refused(2);
+        assert!(drained(&sent, &p, 2));
+    }
+
+    #[test]
     fn progress_counts_first_arrivals_per_message() {
         let p = Progress::new(3);
         p.arrived(1);
@@ -170,5 +203,6 @@ mod tests {
             ),
             (0, 1, 0, 2, 0)
         );
+        assert_eq!(p.first_arrivals(), 3);
     }
 }

@@ -43,10 +43,9 @@ use crate::report::fmt_us;
 use crate::resources::Phase;
 use crate::track::Clock;
 use crate::{sys, Ctx, Error};
-use members::{settled, Progress};
+use members::{drained, settled, Progress};
 use sender::Sender;
 use shared::GroupId;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -142,9 +141,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
     let p = &progress;
     sender
         .pump(drain_start + args.drain, |o| {
-            let log = &o.heard.log;
-            (1..=log.sent()).all(|q| settled(log.answer(q), p.reached(q), connected))
-                && p.ack_resps.load(Relaxed) >= p.delivered.load(Relaxed)
+            drained(&o.heard.log, p, connected)
         })
         .await;
     let drain = drain_start.elapsed();

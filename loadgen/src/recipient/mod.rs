@@ -46,8 +46,9 @@ pub struct RecvSpec {
 /// Where a recipient reports deliveries as they happen (for progress and to
 /// end the drain early).
 pub trait ProgressSink: Send + Sync + 'static {
-    /// `n` more distinct messages arrived.
-    fn delivered(&self, n: u64);
+    /// `n` more distinct messages arrived and were acked (told after the
+    /// ACKs are flushed, once per batch).
+    fn delivered(&self, _n: u64) {}
     /// `n` more 91s arrived.
     fn ack_resps(&self, _n: u64) {}
     /// Message `seq` arrived for the first time (called before its ACK is
