@@ -5,31 +5,49 @@
 //! WebSocket handshake, JSON frames, argon2 at registration, the database
 //! commit behind every 81.
 //!
-//! Layout:
+//! Layout, one concern per module:
 //! - [`client`]: the relay's address, account registration, logged-in
-//!   sockets (shared by every scenario);
+//!   sockets and the HTTP API (shared by every scenario);
+//! - [`socket`]: a logged-in socket afterwards: reading a frame (and why a
+//!   socket ended), PINGs, closing;
 //! - [`wire`]: cheap frame parsing/writing for the hot path, and the
 //!   `clientMsgId` tag that lets a recipient account for a message alone;
-//! - [`track`]: delivery bookkeeping (lost, duplicate, out of order);
-//! - [`report`]: latency summaries and the human/JSON outputs;
+//! - [`track`]: delivery bookkeeping (lost, duplicate, out of order) and the
+//!   run's clock;
+//! - [`answers`]: what a sending socket hears back (81s, errors, receipts),
+//!   for the chat and fan-out senders alike;
+//! - [`recipient`]: the receiving side of chat and fan-out alike: reading
+//!   pushes, acking, accounting for arrivals and latency, and the delivery
+//!   figures both report;
+//! - [`report`]: the output forms and the report parts every scenario
+//!   builds alike; [`latency`]: latency summaries; [`resources`]: CPU and
+//!   memory over a phase of a run;
 //! - [`sys`]: file-descriptor limits and `/proc` sampling;
-//! - one module per scenario: [`idle`] (many quiet connections: memory and
-//!   heartbeat cost), [`chat`] (one-to-one throughput and latency) and
-//!   [`fanout`] (one message to a group of thousands, all online).
+//! - one directory per scenario, each split into its options, its tasks and
+//!   its report: [`idle`] (many quiet connections: memory and heartbeat
+//!   cost), [`chat`] (one-to-one throughput and latency) and [`fanout`] (one
+//!   message to a group of thousands, all online).
 //!
 //! Adding a scenario: write a module with a clap `Args` struct and
 //! `async fn run(&Ctx, Args) -> Result<impl ScenarioReport, Error>`, add a
 //! variant to [`Scenario`] and an arm to [`run`]. [`fanout`] shows the
 //! reusable parts: [`client::accounts`], [`client::Api`] for the HTTP API,
 //! [`client::Target::open_session`], [`wire::write_chat`] with a group
-//! target, [`chat::run_recipient`] for every receiving socket and
-//! [`track::SendLog`]/[`track::RecvLog`]/[`track::reconcile`].
+//! target, [`answers::Answers`] on the sending socket,
+//! [`recipient::run_recipient`] for every receiving socket and
+//! [`recipient::Deliveries`], [`resources::Phase`] and
+//! [`report::Summary`]/[`report::Findings`] for the report.
 
+pub mod answers;
 pub mod chat;
 pub mod client;
 pub mod fanout;
 pub mod idle;
+pub mod latency;
+pub mod recipient;
 pub mod report;
+pub mod resources;
+pub mod socket;
 pub mod sys;
 pub mod track;
 pub mod wire;

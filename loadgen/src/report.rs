@@ -1,104 +1,22 @@
-//! Results: latency summaries, derived figures, and the two output forms.
+//! Results: derived figures, the two output forms, and the parts of a
+//! report that every scenario builds alike.
 //!
 //! Every scenario produces a report that prints as a human-readable summary
 //! and as exactly one JSON line (`{"scenario":…,"params":…,"results":…}`),
 //! so figures can be pasted into `docs/benchmarks.md` and compared across
-//! runs by scripts. All latencies are integers in microseconds.
+//! runs by scripts. A report is a `Serialize` struct (its fields are the
+//! JSON results) that implements [`ScenarioReport`]; its human summary is
+//! written with [`Summary`], its failures and warnings with [`Findings`].
+//! Latency summaries are in [`latency`](crate::latency), the figures of the
+//! message scenarios' recipients in
+//! [`recipient::Deliveries`](crate::recipient::Deliveries), CPU use in
+//! [`resources`](crate::resources).
 
-use hdrhistogram::Histogram;
+use crate::resources::Usage;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
-
-/// Largest latency a histogram tracks: one hour, in µs. Larger values are
-/// clamped (a message that late is a failure anyway).
-pub const MAX_TRACKED_US: u64 = 3_600_000_000;
-
-/// A latency histogram with microsecond resolution and 3 significant digits
-/// (0.1 % relative error), the precision the benchmarks are quoted at.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("valid histogram bounds")
-}
-
-/// Records `us` into `h`, clamping to the tracked range.
-#[inline]
-pub fn record_us(h: &mut Histogram<u64>, us: u64) {
-    h.saturating_record(us.max(1));
-}
-
-/// Percentiles of one latency distribution, in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LatencySummary {
-    /// Number of samples.
-    pub count: u64,
-    /// Median.
-    pub p50_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Largest sample.
-    pub max_us: u64,
-    /// Arithmetic mean.
-    pub mean_us: u64,
-}
-
-impl LatencySummary {
-    /// Summarises a histogram; all zeros when it is empty.
-    pub fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        LatencySummary {
-            count: h.len(),
-            p50_us: h.value_at_quantile(0.50),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-            mean_us: h.mean().round() as u64,
-        }
-    }
-
-    /// Exact percentiles of `values` (sorted in place), by nearest rank:
-    /// the pXX is the smallest sample with at least XX % of all samples at
-    /// or below it. For sets small enough to keep (fan-out: one sample per
-    /// member and message), where a histogram's rounding is not needed.
-    pub fn of_values(values: &mut [u64]) -> Self {
-        if values.is_empty() {
-            return Self::default();
-        }
-        values.sort_unstable();
-        let n = values.len() as u64;
-        // ceil(n × per_mille / 1000), at least 1: the rank, 1-based.
-        let at = |per_mille: u64| values[((n * per_mille).div_ceil(1000).max(1) - 1) as usize];
-        let sum: u128 = values.iter().map(|&v| v as u128).sum();
-        LatencySummary {
-            count: n,
-            p50_us: at(500),
-            p99_us: at(990),
-            p999_us: at(999),
-            max_us: values[values.len() - 1],
-            mean_us: (sum as f64 / n as f64).round() as u64,
-        }
-    }
-
-    /// `p50 1.20 ms, p99 3.40 ms, p99.9 …, max …` for the human summary.
-    pub fn human(&self) -> String {
-        if self.count == 0 {
-            return "no samples".into();
-        }
-        format!(
-            "p50 {}, p99 {}, p99.9 {}, max {} (n={})",
-            fmt_us(self.p50_us),
-            fmt_us(self.p99_us),
-            fmt_us(self.p999_us),
-            fmt_us(self.max_us),
-            self.count
-        )
-    }
-}
 
 /// A duration in µs, printed with a unit a person can read at a glance.
 pub fn fmt_us(us: u64) -> String {
@@ -163,7 +81,6 @@ pub fn merge_tally(into: &mut Tally, from: &Tally) {
     }
 }
 
-/// `rate_limited=3, internal=1`, or `none`.
 /// A relay memory reading in MiB, or "n/a" when it was not measured.
 pub fn fmt_mib(kib: Option<u64>) -> String {
     kib.map_or("n/a".to_string(), |k| {
@@ -176,33 +93,7 @@ pub fn fmt_pct(cpu: Option<f64>) -> String {
     cpu.map_or("n/a".to_string(), |c| format!("{c:.1} %"))
 }
 
-/// What the message scenarios (chat, fanout) have to say beyond their own
-/// warnings: unanswered ACKs, backlog from earlier runs, problems, and a
-/// relay that was not measured.
-pub fn delivery_warnings(
-    w: &mut Vec<String>,
-    acks_sent: u64,
-    ack_resps: u64,
-    stale: u64,
-    problems: &Tally,
-    relay_measured: bool,
-) {
-    if ack_resps < acks_sent {
-        w.push(format!("{} ACKs got no 91", acks_sent - ack_resps));
-    }
-    if stale > 0 {
-        w.push(format!(
-            "{stale} pushes left over from earlier runs on these accounts were acked and ignored"
-        ));
-    }
-    if !problems.is_empty() {
-        w.push(format!("problems: {}", fmt_tally(problems)));
-    }
-    if !relay_measured {
-        w.push("relay memory and CPU not measured (pass --relay-pid)".into());
-    }
-}
-
+/// `rate_limited=3, internal=1`, or `none`.
 pub fn fmt_tally(t: &Tally) -> String {
     if t.is_empty() {
         return "none".into();
@@ -213,15 +104,35 @@ pub fn fmt_tally(t: &Tally) -> String {
         .join(", ")
 }
 
-/// What every scenario's result offers to the output stage.
-pub trait ScenarioReport {
+/// Any serialisable value as JSON (the results and parameters of a report).
+pub trait ToJson {
+    /// `self` as a JSON value (`null` if it cannot be represented).
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: Serialize> ToJson for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// What every scenario's result offers to the output stage. The JSON
+/// results are the report itself, serialised; the parameters are its
+/// [`args`](Self::args).
+pub trait ScenarioReport: ToJson {
     /// `"idle"`, `"chat"`, …
     fn scenario(&self) -> &'static str;
+    /// The options the run used.
+    fn args(&self) -> &dyn ToJson;
     /// The parameters the run used, as JSON.
-    fn params(&self) -> serde_json::Value;
+    fn params(&self) -> serde_json::Value {
+        self.args().to_json()
+    }
     /// The measured figures, as JSON.
-    fn results(&self) -> serde_json::Value;
-    /// The multi-line summary for a person.
+    fn results(&self) -> serde_json::Value {
+        self.to_json()
+    }
+    /// The multi-line summary for a person (see [`Summary`]).
     fn human(&self) -> String;
     /// Why the run counts as failed (lost, duplicated or reordered
     /// messages, …); empty when it passed. A non-empty list makes the
@@ -231,6 +142,118 @@ pub trait ScenarioReport {
     /// a throttling window, …).
     fn warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// Serialises a duration option as seconds (for the parameters' JSON).
+pub fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// A report's human summary, a labelled line at a time
+/// (`label ........ value`); the lines every scenario prints alike have
+/// their own methods.
+#[derive(Default)]
+pub struct Summary(String);
+
+impl Summary {
+    /// An empty summary.
+    pub fn new() -> Summary {
+        Summary::default()
+    }
+
+    /// A labelled line.
+    pub fn line(&mut self, label: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.0, "  {label:<28} {value}");
+    }
+
+    /// Relay memory readings, `a / b / …` (`n/a` where not measured).
+    pub fn relay_rss(&mut self, label: &str, kib: &[Option<u64>]) {
+        let v: Vec<String> = kib.iter().map(|&k| fmt_mib(k)).collect();
+        self.line(label, v.join(" / "));
+    }
+
+    /// The relay's and the generator's CPU during `phase`.
+    pub fn cpu(&mut self, usage: &Usage, phase: &str) {
+        self.line(
+            "CPU relay / loadgen",
+            format!(
+                "{} / {} of one core ({phase})",
+                fmt_pct(usage.relay_cpu_pct),
+                fmt_pct(usage.loadgen_cpu_pct)
+            ),
+        );
+    }
+
+    /// Type 0 errors by code.
+    pub fn errors(&mut self, errors: &Tally) {
+        self.line("errors (type 0)", fmt_tally(errors));
+    }
+
+    /// Unexpected events by kind.
+    pub fn problems(&mut self, problems: &Tally) {
+        self.line("problems", fmt_tally(problems));
+    }
+
+    /// The text so far, for what is not a labelled line (a table).
+    pub fn text(&mut self) -> &mut String {
+        &mut self.0
+    }
+
+    /// The finished summary.
+    pub fn finish(self) -> String {
+        self.0
+    }
+}
+
+/// A report's failures or warnings, in the order they are found.
+#[derive(Debug, Default)]
+pub struct Findings(Vec<String>);
+
+impl Findings {
+    /// An empty list.
+    pub fn new() -> Findings {
+        Findings::default()
+    }
+
+    /// `"{n} {what}"` when `n` is not zero.
+    pub fn count(&mut self, n: u64, what: &str) {
+        if n > 0 {
+            self.0.push(format!("{n} {what}"));
+        }
+    }
+
+    /// Adds one.
+    pub fn push(&mut self, finding: impl Into<String>) {
+        self.0.push(finding.into());
+    }
+
+    /// Messages the relay refused as rate limited, when there were any.
+    pub fn rate_limited(&mut self, errors: &Tally) {
+        if let Some(n) = errors.get("rate_limited") {
+            self.push(format!(
+                "{n} messages were rate limited: start the relay with a higher --rate-limit/--rate-burst"
+            ));
+        }
+    }
+
+    /// Unexpected events, when there were any.
+    pub fn problems(&mut self, problems: &Tally) {
+        if !problems.is_empty() {
+            self.push(format!("problems: {}", fmt_tally(problems)));
+        }
+    }
+
+    /// That the relay's memory and CPU were not read (no `--relay-pid`).
+    pub fn relay_unmeasured(&mut self, measured: bool) {
+        if !measured {
+            self.push("relay memory and CPU not measured (pass --relay-pid)");
+        }
+    }
+
+    /// The list.
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
     }
 }
 
@@ -269,91 +292,9 @@ pub fn human_text(run_id: &str, r: &dyn ScenarioReport) -> String {
     s
 }
 
-/// A labelled line for the human summary: `label ........ value`.
-pub fn line(out: &mut String, label: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "  {label:<28} {value}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_of_a_uniform_distribution() {
-        let mut h = new_histogram();
-        for v in 1..=10_000u64 {
-            record_us(&mut h, v);
-        }
-        let s = LatencySummary::of(&h);
-        assert_eq!(s.count, 10_000);
-        // 3 significant digits: within 0.1 %.
-        assert!((4_995..=5_005).contains(&s.p50_us), "{s:?}");
-        assert!((9_890..=9_910).contains(&s.p99_us), "{s:?}");
-        assert!((9_980..=10_000).contains(&s.p999_us), "{s:?}");
-        assert!((9_995..=10_010).contains(&s.max_us), "{s:?}");
-        assert!((4_990..=5_010).contains(&s.mean_us), "{s:?}");
-    }
-
-    #[test]
-    fn tail_percentiles_see_rare_outliers() {
-        let mut h = new_histogram();
-        for _ in 0..995 {
-            record_us(&mut h, 100);
-        }
-        for _ in 0..5 {
-            record_us(&mut h, 50_000);
-        }
-        let s = LatencySummary::of(&h);
-        assert_eq!(s.p50_us, 100);
-        assert_eq!(s.p99_us, 100);
-        assert!(s.p999_us >= 49_950, "{s:?}");
-    }
-
-    #[test]
-    fn exact_percentiles_by_nearest_rank() {
-        // 1..=1000 in a scrambled order.
-        let mut v: Vec<u64> = (0..1000u64).map(|i| (i * 617) % 1000 + 1).collect();
-        let s = LatencySummary::of_values(&mut v);
-        assert_eq!(
-            (s.count, s.p50_us, s.p99_us, s.p999_us, s.max_us, s.mean_us),
-            (1000, 500, 990, 999, 1000, 501)
-        );
-        // Ranks round up: of 10 samples the p99 and p99.9 are the largest.
-        let mut ten: Vec<u64> = (1..=10).rev().collect();
-        let s = LatencySummary::of_values(&mut ten);
-        assert_eq!((s.p50_us, s.p99_us, s.p999_us, s.max_us), (5, 10, 10, 10));
-        // One sample is every percentile.
-        let s = LatencySummary::of_values(&mut [7]);
-        assert_eq!(
-            (s.count, s.p50_us, s.p999_us, s.max_us, s.mean_us),
-            (1, 7, 7, 7, 7)
-        );
-        assert_eq!(
-            LatencySummary::of_values(&mut []),
-            LatencySummary::default()
-        );
-        // Two slow samples in 1,000 are the p99.9; one in 1,001 is not.
-        let mut v = vec![100u64; 998];
-        v.extend([9_000, 9_000]);
-        assert_eq!(LatencySummary::of_values(&mut v).p999_us, 9_000);
-        let mut v = vec![100u64; 1000];
-        v.push(9_000);
-        let s = LatencySummary::of_values(&mut v);
-        assert_eq!((s.p999_us, s.max_us), (100, 9_000));
-    }
-
-    #[test]
-    fn empty_and_clamped_histograms() {
-        let mut h = new_histogram();
-        assert_eq!(LatencySummary::of(&h), LatencySummary::default());
-        assert_eq!(LatencySummary::of(&h).human(), "no samples");
-        record_us(&mut h, 0);
-        record_us(&mut h, u64::MAX);
-        let s = LatencySummary::of(&h);
-        assert_eq!(s.count, 2);
-        assert!(s.max_us >= MAX_TRACKED_US && s.max_us <= MAX_TRACKED_US + MAX_TRACKED_US / 500);
-        assert!(h.min() >= 1);
-    }
 
     #[test]
     fn derived_figures() {
@@ -376,26 +317,59 @@ mod tests {
     }
 
     #[test]
-    fn shared_formats_and_delivery_warnings() {
+    fn shared_lines_and_findings() {
         assert_eq!(fmt_mib(Some(1536)), "1.5 MiB");
         assert_eq!(fmt_mib(None), "n/a");
         assert_eq!(fmt_pct(Some(12.34)), "12.3 %");
         assert_eq!(fmt_pct(None), "n/a");
 
-        let mut w = Vec::new();
-        delivery_warnings(&mut w, 10, 10, 0, &Tally::new(), true);
-        assert!(w.is_empty(), "{w:?}");
-
         let mut problems = Tally::new();
         tally(&mut problems, "closed", 2);
-        delivery_warnings(&mut w, 10, 7, 4, &problems, false);
+        let mut s = Summary::new();
+        s.line("label", 7);
+        s.relay_rss("relay RSS", &[Some(1024), None]);
+        s.cpu(
+            &Usage {
+                relay_cpu_pct: Some(12.5),
+                loadgen_cpu_pct: None,
+            },
+            "hold",
+        );
+        s.errors(&Tally::new());
+        s.problems(&problems);
+        s.text().push_str("table\n");
         assert_eq!(
-            w,
+            s.finish(),
+            "  label                        7\n\
+             \x20 relay RSS                    1.0 MiB / n/a\n\
+             \x20 CPU relay / loadgen          12.5 % / n/a of one core (hold)\n\
+             \x20 errors (type 0)              none\n\
+             \x20 problems                     closed=2\n\
+             table\n"
+        );
+
+        let mut f = Findings::new();
+        f.count(0, "lost");
+        f.problems(&Tally::new());
+        f.relay_unmeasured(true);
+        assert!(f.into_vec().is_empty());
+        let mut f = Findings::new();
+        f.count(3, "lost");
+        f.rate_limited(&Tally::new());
+        f.problems(&problems);
+        f.relay_unmeasured(false);
+        f.push("nothing was delivered");
+        let mut errors = Tally::new();
+        tally(&mut errors, "rate_limited", 4);
+        f.rate_limited(&errors);
+        assert_eq!(
+            f.into_vec(),
             [
-                "3 ACKs got no 91",
-                "4 pushes left over from earlier runs on these accounts were acked and ignored",
+                "3 lost",
                 "problems: closed=2",
                 "relay memory and CPU not measured (pass --relay-pid)",
+                "nothing was delivered",
+                "4 messages were rate limited: start the relay with a higher --rate-limit/--rate-burst",
             ]
         );
     }
@@ -412,28 +386,37 @@ mod tests {
         assert_eq!(fmt_tally(&Tally::new()), "none");
     }
 
-    struct Fake(Vec<String>);
+    #[derive(Serialize)]
+    struct Fake {
+        lost: Vec<String>,
+        #[serde(skip)]
+        args: serde_json::Value,
+    }
     impl ScenarioReport for Fake {
         fn scenario(&self) -> &'static str {
             "fake"
         }
-        fn params(&self) -> serde_json::Value {
-            serde_json::json!({"n": 1})
-        }
-        fn results(&self) -> serde_json::Value {
-            serde_json::json!({"lost": self.0.len()})
+        fn args(&self) -> &dyn ToJson {
+            &self.args
         }
         fn human(&self) -> String {
             "  body\n".into()
         }
         fn failures(&self) -> Vec<String> {
-            self.0.clone()
+            self.lost.clone()
+        }
+    }
+
+    fn fake(lost: &[&str]) -> Fake {
+        Fake {
+            lost: lost.iter().map(|s| s.to_string()).collect(),
+            args: serde_json::json!({"n": 1}),
         }
     }
 
     #[test]
     fn output_forms() {
-        let ok = Fake(vec![]);
+        let ok = fake(&[]);
         let line = json_line("abc", 7, &ok);
         assert!(!line.contains('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -441,8 +424,9 @@ mod tests {
         assert_eq!(v["runId"], "abc");
         assert_eq!(v["params"]["n"], 1);
         assert_eq!(v["failures"].as_array().unwrap().len(), 0);
+        assert_eq!(v["results"]["lost"].as_array().unwrap().len(), 0);
         assert!(human_text("abc", &ok).ends_with("verdict: PASS\n"));
-        let bad = Fake(vec!["3 messages lost".into()]);
+        let bad = fake(&["3 messages lost"]);
         let text = human_text("abc", &bad);
         assert!(text.contains("FAIL: 3 messages lost"));
         assert!(text.ends_with("verdict: FAIL\n"));

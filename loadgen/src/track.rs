@@ -8,7 +8,58 @@
 //! Sequence numbers are the generator's own (1, 2, 3, … per sender, carried in
 //! the `clientMsgId`), not the relay's `seq`: they identify a message
 //! independently of anything the relay assigns, so a relay that invents,
-//! repeats or drops a message is caught.
+//! repeats or drops a message is caught. Times are on the run's [`Clock`].
+
+use std::time::Instant;
+
+/// The run's clock: one start instant shared by every task of the run (the
+/// send times in message tags are µs since it) and the measured period on
+/// it. Senders and recipients run in one process on one monotonic clock, so
+/// a recipient computes a latency from a push alone.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// The shared start instant.
+    pub t0: Instant,
+    /// Start of the measured period, µs.
+    pub warmup_us: u64,
+    /// End of the measured period, µs.
+    pub end_us: u64,
+}
+
+impl Clock {
+    /// A clock from `t0` whose whole run is measured.
+    pub fn unbounded(t0: Instant) -> Clock {
+        Clock {
+            t0,
+            warmup_us: 0,
+            end_us: u64::MAX,
+        }
+    }
+
+    /// µs since `t0` (0 before it).
+    #[inline]
+    pub fn now_us(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+
+    /// Whether `t_us` falls in the measured period.
+    #[inline]
+    pub fn measured(&self, t_us: u64) -> bool {
+        (self.warmup_us..self.end_us).contains(&t_us)
+    }
+}
+
+/// Sets the figure of message `seq` (1, 2, 3, …) in a per-message list,
+/// growing it with `None`s as needed.
+pub fn put(per_message: &mut Vec<Option<u64>>, seq: u64, value: u64) {
+    let Some(i) = seq.checked_sub(1).map(|i| i as usize) else {
+        return;
+    };
+    if per_message.len() <= i {
+        per_message.resize(i + 1, None);
+    }
+    per_message[i] = Some(value);
+}
 
 /// Highest sequence number accepted; anything above is treated as garbage so
 /// a corrupt tag cannot make the logs allocate gigabytes.
@@ -281,6 +332,23 @@ pub fn reconcile(send: &SendLog, recv: &RecvLog) -> Reconciled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_and_per_message_figures() {
+        let c = Clock {
+            t0: Instant::now() + std::time::Duration::from_secs(60),
+            warmup_us: 10,
+            end_us: 20,
+        };
+        assert_eq!(c.now_us(), 0, "before the start");
+        assert!(!c.measured(9) && c.measured(10) && c.measured(19) && !c.measured(20));
+        assert!(Clock::unbounded(Instant::now()).measured(u64::MAX - 1));
+        let mut v = Vec::new();
+        put(&mut v, 3, 30);
+        put(&mut v, 1, 10);
+        put(&mut v, 0, 99); // not a message number
+        assert_eq!(v, [Some(10), None, Some(30)]);
+    }
 
     #[test]
     fn in_order_stream_is_clean() {

@@ -107,6 +107,16 @@ pub fn ack(msg_id: &str) -> String {
     s
 }
 
+/// Checks a `--body-bytes` option: the protocol allows bodies of
+/// 1 ..= [`MAX_BODY_BYTES`](shared::limits::MAX_BODY_BYTES) bytes.
+pub fn check_body_bytes(bytes: usize) -> Result<(), crate::Error> {
+    let max = shared::limits::MAX_BODY_BYTES;
+    if bytes == 0 || bytes > max {
+        return Err(format!("--body-bytes must be 1..={max}").into());
+    }
+    Ok(())
+}
+
 /// A chat body of exactly `bytes` printable ASCII characters that needs no
 /// JSON escaping and is never blank.
 pub fn filler_body(bytes: usize) -> String {
@@ -335,6 +345,10 @@ mod tests {
             assert_eq!(b.len(), n);
             shared::validate::content(1, &b).expect("valid body");
         }
+        let max = shared::limits::MAX_BODY_BYTES;
+        shared::validate::content(1, &filler_body(max)).expect("valid body");
+        assert!(check_body_bytes(1).is_ok() && check_body_bytes(max).is_ok());
+        assert!(check_body_bytes(0).is_err() && check_body_bytes(max + 1).is_err());
     }
 
     #[test]

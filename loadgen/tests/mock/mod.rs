@@ -1,22 +1,23 @@
-//! A minimal in-process relay for testing the load generator end to end:
-//! `POST /api/register`, public groups (`POST /api/groups`,
-//! `POST /api/groups/{id}/join`, `GET /api/groups/{id}`) and `/ws` with
-//! LOGIN, PING, CHAT (to a user or a group) and ACK, built on
-//! the `shared` codec (so every frame the generator sends is validated by
-//! the same decoder as the real relay uses), plus fault injection so the
-//! tests can prove that the generator notices lost, duplicated and
-//! redelivered messages.
+//! A minimal in-process relay for testing the load generator end to end,
+//! built on the `shared` codec (so every frame the generator sends is
+//! validated by the same decoder as the real relay uses), with fault
+//! injection so the tests can prove that the generator notices lost,
+//! duplicated and redelivered messages:
+//! - `http.rs`: `POST /api/register`, and routing;
+//! - `groups.rs`: public groups as the relay serves them (create, join,
+//!   the group with its first page of members, further pages);
+//! - `ws.rs`: `/ws` with LOGIN, PING, CHAT (to a user or a group) and ACK.
 
-use futures_util::{SinkExt, StreamExt};
-use shared::api::{Credentials, GroupInfo, GroupSummary, MemberInfo, NewGroup, Session};
-use shared::{ClientFrame, ErrorCode, GroupId, ServerFrame, Target, UserId};
-use std::collections::HashMap;
+mod groups;
+mod http;
+mod ws;
+
+use shared::UserId;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Faults to inject, each "every Nth chat" (0 = never). For group chats,
 /// `drop_every`, `duplicate_every` and `redeliver_every` count pushes to
@@ -31,6 +32,14 @@ pub struct Faults {
     pub redeliver_every: u64,
     /// Refuse with `rate_limited` (no 81, no push).
     pub refuse_every: u64,
+}
+
+/// Whether the `n`th event is one of every `every`th (0: never).
+fn every(every: u64, n: u64) -> bool {
+    // (`is_multiple_of` is newer than the workspace's MSRV.)
+    #[allow(clippy::manual_is_multiple_of)]
+    let hit = every > 0 && n % every == 0;
+    hit
 }
 
 type Tx = mpsc::UnboundedSender<String>;
@@ -48,7 +57,7 @@ pub struct State {
     names: HashMap<UserId, String>,
     groups: HashMap<i64, Group>,
     /// Group message ids (acks of those get no 92).
-    group_msgs: std::collections::HashSet<uuid::Uuid>,
+    group_msgs: HashSet<uuid::Uuid>,
     group_pushes: u64,
 }
 
@@ -57,34 +66,6 @@ struct Group {
     owner: UserId,
     members: Vec<UserId>,
     seq: u64,
-}
-
-impl State {
-    fn group_info(&self, id: i64) -> GroupInfo {
-        let g = &self.groups[&id];
-        GroupInfo {
-            summary: GroupSummary {
-                group_id: GroupId(id),
-                name: g.name.clone(),
-                owner_id: g.owner,
-                public: true,
-                member_count: g.members.len() as u32,
-            },
-            members: g
-                .members
-                .iter()
-                .map(|&u| MemberInfo {
-                    user_id: u,
-                    username: self.names[&u].clone(),
-                    owner: u == g.owner,
-                    read_seq: 0,
-                    delivered_seq: 0,
-                    online: self.online.contains_key(&u),
-                })
-                .collect(),
-            next: None,
-        }
-    }
 }
 
 /// Starts the mock on 127.0.0.1 and returns its address.
@@ -114,9 +95,9 @@ pub async fn start_counting(faults: Faults) -> (SocketAddr, Arc<Mutex<State>>) {
                     }
                 }
                 if head.starts_with(b"GET /ws") {
-                    websocket(s, st, faults).await;
+                    ws::serve(s, st, faults).await;
                 } else {
-                    http(s, st).await;
+                    http::serve(s, st).await;
                 }
             });
         }
@@ -127,422 +108,4 @@ pub async fn start_counting(faults: Faults) -> (SocketAddr, Arc<Mutex<State>>) {
 /// Accounts registered so far.
 pub fn registrations(st: &Mutex<State>) -> i64 {
     st.lock().unwrap().next_user
-}
-
-async fn http(mut s: TcpStream, st: Arc<Mutex<State>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = &buf[head_end..head_end + len];
-    let caller = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("authorization")
-            .then(|| v.trim().strip_prefix("Bearer ").map(str::to_string))?
-    });
-    let request_line = head.lines().next().unwrap_or_default().to_string();
-    let mut words = request_line.split(' ');
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, body) = if head.starts_with("POST /api/register ") {
-        match serde_json::from_slice::<Credentials>(body) {
-            Ok(c) => {
-                let mut g = st.lock().unwrap();
-                g.next_user += 1;
-                let user_id = UserId(g.next_user);
-                let token = format!("tok{}x{}", g.next_user, uuid::Uuid::now_v7().simple());
-                g.tokens
-                    .insert(token.clone(), (user_id, c.username.clone()));
-                g.names.insert(user_id, c.username.clone());
-                let sess = Session {
-                    user_id,
-                    username: c.username,
-                    token,
-                    expires_at: 0,
-                };
-                ("201 Created", serde_json::to_string(&sess).unwrap())
-            }
-            Err(_) => (
-                "400 Bad Request",
-                r#"{"code":"bad_request","message":"x"}"#.into(),
-            ),
-        }
-    } else if path.starts_with("/api/groups") {
-        groups_api(&st, method, path, caller.as_deref(), body)
-    } else {
-        (
-            "404 Not Found",
-            r#"{"code":"not_found","message":"x"}"#.into(),
-        )
-    };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = s.write_all(resp.as_bytes()).await;
-    let _ = s.shutdown().await;
-}
-
-/// The group endpoints the fan-out scenario uses.
-fn groups_api(
-    st: &Mutex<State>,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &[u8],
-) -> (&'static str, String) {
-    let mut g = st.lock().unwrap();
-    let Some(me) = token.and_then(|t| g.tokens.get(t)).map(|(u, _)| *u) else {
-        return (
-            "401 Unauthorized",
-            r#"{"code":"unauthorized","message":"x"}"#.into(),
-        );
-    };
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let ok = |g: &State, id| serde_json::to_string(&g.group_info(id)).unwrap();
-    match (method, parts.as_slice()) {
-        ("POST", ["api", "groups"]) => {
-            let Ok(new) = serde_json::from_slice::<NewGroup>(body) else {
-                return (
-                    "400 Bad Request",
-                    r#"{"code":"bad_request","message":"x"}"#.into(),
-                );
-            };
-            let id = g.groups.len() as i64 + 1;
-            g.groups.insert(
-                id,
-                Group {
-                    name: new.name,
-                    owner: me,
-                    members: vec![me],
-                    seq: 0,
-                },
-            );
-            ("201 Created", ok(&g, id))
-        }
-        (_, ["api", "groups", id, rest @ ..]) => {
-            let Some(id) = id.parse().ok().filter(|id| g.groups.contains_key(id)) else {
-                return (
-                    "404 Not Found",
-                    r#"{"code":"not_found","message":"x"}"#.into(),
-                );
-            };
-            match (method, rest) {
-                ("GET", []) => ("200 OK", ok(&g, id)),
-                ("POST", ["join"]) => {
-                    let grp = g.groups.get_mut(&id).unwrap();
-                    if !grp.members.contains(&me) {
-                        grp.members.push(me);
-                    }
-                    ("200 OK", ok(&g, id))
-                }
-                _ => (
-                    "405 Method Not Allowed",
-                    r#"{"code":"method_not_allowed","message":"x"}"#.into(),
-                ),
-            }
-        }
-        _ => (
-            "404 Not Found",
-            r#"{"code":"not_found","message":"x"}"#.into(),
-        ),
-    }
-}
-
-async fn websocket(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
-    let Ok(ws) = tokio_tungstenite::accept_async(s).await else {
-        return;
-    };
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let writer = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            if sink.feed(Message::text(first)).await.is_err() {
-                return;
-            }
-            while let Ok(more) = rx.try_recv() {
-                if sink.feed(Message::text(more)).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let mut me: Option<UserId> = None;
-    while let Some(Ok(m)) = stream.next().await {
-        let text = match m {
-            Message::Text(t) => t,
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        let frame = match ClientFrame::decode(text.as_str()) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.send(e.to_frame().encode());
-                continue;
-            }
-        };
-        let mut g = st.lock().unwrap();
-        match (frame, me) {
-            (ClientFrame::Login { token }, None) => match g.tokens.get(&token).cloned() {
-                Some((uid, name)) => {
-                    me = Some(uid);
-                    g.online.entry(uid).or_default().push(tx.clone());
-                    let _ = tx.send(
-                        ServerFrame::LoginOk {
-                            user_id: uid,
-                            username: name.clone(),
-                            ts: 1,
-                        }
-                        .encode(),
-                    );
-                    // Notices a client gets unasked: they must be ignored.
-                    let in_group = g.groups.iter().find(|(_, gr)| gr.members.contains(&uid));
-                    if let Some((&gid, gr)) = in_group {
-                        let _ = tx.send(
-                            ServerFrame::Presence {
-                                user_id: gr.owner,
-                                username: "owner".into(),
-                                online: true,
-                                ts: 1,
-                            }
-                            .encode(),
-                        );
-                        let _ = tx.send(
-                            ServerFrame::GroupEvent(shared::GroupEvent {
-                                group_id: GroupId(gid),
-                                kind: shared::GroupEventKind::MemberJoined,
-                                user_id: Some(uid),
-                                username: Some(name),
-                                by_id: None,
-                                name: Some(gr.name.clone()),
-                            })
-                            .encode(),
-                        );
-                    }
-                }
-                None => {
-                    let _ = tx.send(
-                        ServerFrame::LoginFailed {
-                            code: ErrorCode::InvalidToken,
-                            message: "no".into(),
-                        }
-                        .encode(),
-                    );
-                    break;
-                }
-            },
-            (_, None) => {
-                let _ = tx.send(ServerFrame::error(ErrorCode::NotLoggedIn, "login first").encode());
-                break;
-            }
-            (ClientFrame::Ping { .. }, Some(_)) => {
-                let _ = tx.send(ServerFrame::Pong { ts: 1 }.encode());
-            }
-            (ClientFrame::Chat(c), Some(uid)) if matches!(c.to, Target::Group(_)) => {
-                let Target::Group(gid) = c.to else { continue };
-                let cmid = c.client_msg_id.clone().unwrap_or_default();
-                g.chats += 1;
-                let n = g.chats;
-                #[allow(clippy::manual_is_multiple_of)]
-                if faults.refuse_every > 0 && n % faults.refuse_every == 0 {
-                    let mut e = ServerFrame::error(ErrorCode::RateLimited, "slow down");
-                    if let ServerFrame::Error(ef) = &mut e {
-                        ef.req_type = Some("80".into());
-                        ef.client_msg_id = c.client_msg_id.clone();
-                    }
-                    let _ = tx.send(e.encode());
-                    continue;
-                }
-                let members = match g.groups.get(&gid.0) {
-                    Some(gr) if gr.members.contains(&uid) => gr.members.clone(),
-                    _ => {
-                        let _ = tx.send(ServerFrame::error(ErrorCode::NotMember, "no").encode());
-                        continue;
-                    }
-                };
-                let (id, seq) = match g.stored.get(&(uid, cmid.clone())) {
-                    Some(&v) => v,
-                    None => {
-                        let grp = g.groups.get_mut(&gid.0).unwrap();
-                        grp.seq += 1;
-                        let seq = grp.seq;
-                        let id = uuid::Uuid::now_v7();
-                        g.stored.insert((uid, cmid.clone()), (id, seq));
-                        g.group_msgs.insert(id);
-                        (id, seq)
-                    }
-                };
-                let _ = tx.send(
-                    ServerFrame::ChatResp {
-                        msg_id: id,
-                        client_msg_id: c.client_msg_id.clone(),
-                        ts: 1,
-                        seq,
-                    }
-                    .encode(),
-                );
-                let push = |msg_id| {
-                    ServerFrame::Chat(shared::ChatMessage {
-                        msg_id,
-                        from_id: uid,
-                        from_name: "x".into(),
-                        to: Target::Group(gid),
-                        content: c.content.clone(),
-                        ts: 1,
-                        seq,
-                        client_msg_id: c.client_msg_id.clone(),
-                    })
-                    .encode()
-                };
-                for m in members.into_iter().filter(|&m| m != uid) {
-                    g.group_pushes += 1;
-                    let k = g.group_pushes;
-                    #[allow(clippy::manual_is_multiple_of)]
-                    let every = |e: u64| e > 0 && k % e == 0;
-                    if every(faults.drop_every) {
-                        continue;
-                    }
-                    let mut frames = vec![push(id)];
-                    if every(faults.redeliver_every) {
-                        frames.push(push(id));
-                    }
-                    if every(faults.duplicate_every) {
-                        frames.push(push(uuid::Uuid::now_v7()));
-                    }
-                    for t in g.online.get(&m).into_iter().flatten() {
-                        for f in &frames {
-                            let _ = t.send(f.clone());
-                        }
-                    }
-                }
-            }
-            (ClientFrame::Chat(c), Some(uid)) => {
-                let Target::User(to) = c.to else { continue };
-                let cmid = c.client_msg_id.clone().unwrap_or_default();
-                g.chats += 1;
-                let n = g.chats;
-                // (`is_multiple_of` is newer than the workspace's MSRV.)
-                #[allow(clippy::manual_is_multiple_of)]
-                let every = |k: u64| k > 0 && n % k == 0;
-                if every(faults.refuse_every) {
-                    let mut e = ServerFrame::error(ErrorCode::RateLimited, "slow down");
-                    if let ServerFrame::Error(ef) = &mut e {
-                        ef.req_type = Some("80".into());
-                        ef.client_msg_id = c.client_msg_id.clone();
-                    }
-                    let _ = tx.send(e.encode());
-                    continue;
-                }
-                let (id, seq) = match g.stored.get(&(uid, cmid.clone())) {
-                    Some(&v) => v,
-                    None => {
-                        let seq = {
-                            let s = g.seqs.entry((uid, to)).or_default();
-                            *s += 1;
-                            *s
-                        };
-                        let id = uuid::Uuid::now_v7();
-                        g.stored.insert((uid, cmid.clone()), (id, seq));
-                        g.senders.insert(id, uid);
-                        (id, seq)
-                    }
-                };
-                let _ = tx.send(
-                    ServerFrame::ChatResp {
-                        msg_id: id,
-                        client_msg_id: c.client_msg_id.clone(),
-                        ts: 1,
-                        seq,
-                    }
-                    .encode(),
-                );
-                if every(faults.drop_every) {
-                    continue;
-                }
-                let push = |msg_id| {
-                    ServerFrame::Chat(shared::ChatMessage {
-                        msg_id,
-                        from_id: uid,
-                        from_name: "x".into(),
-                        to: Target::User(to),
-                        content: c.content.clone(),
-                        ts: 1,
-                        seq,
-                        client_msg_id: c.client_msg_id.clone(),
-                    })
-                    .encode()
-                };
-                let mut frames = vec![push(id)];
-                if every(faults.redeliver_every) {
-                    frames.push(push(id));
-                }
-                if every(faults.duplicate_every) {
-                    let dup = uuid::Uuid::now_v7();
-                    g.senders.insert(dup, uid);
-                    frames.push(push(dup));
-                }
-                for t in g.online.get(&to).into_iter().flatten() {
-                    for f in &frames {
-                        let _ = t.send(f.clone());
-                    }
-                }
-            }
-            (ClientFrame::Ack { msg_id }, Some(uid)) => {
-                let _ = tx.send(ServerFrame::AckResp { msg_id }.encode());
-                if g.group_msgs.contains(&msg_id) {
-                    continue; // no receipts for group messages
-                }
-                if let Some(from) = g.senders.get(&msg_id).copied() {
-                    let receipt = ServerFrame::Delivered {
-                        msg_id,
-                        by_id: uid,
-                        ts: 1,
-                    }
-                    .encode();
-                    for t in g.online.get(&from).into_iter().flatten() {
-                        let _ = t.send(receipt.clone());
-                    }
-                }
-            }
-            (ClientFrame::Typing { .. } | ClientFrame::Read { .. }, Some(_)) => {}
-            (ClientFrame::Login { .. }, Some(_)) => {
-                let _ = tx.send(ServerFrame::error(ErrorCode::AlreadyLoggedIn, "again").encode());
-            }
-        }
-    }
-    if let Some(uid) = me {
-        let mut g = st.lock().unwrap();
-        if let Some(v) = g.online.get_mut(&uid) {
-            v.retain(|t| !t.same_channel(&tx));
-        }
-    }
-    drop(tx);
-    let _ = writer.await;
 }

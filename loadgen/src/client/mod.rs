@@ -1,22 +1,23 @@
 //! Talking to a relay: accounts over HTTP, WebSocket sessions over TCP.
 //!
-//! Everything here is shared by the scenarios: the relay's address, the
-//! account registration that precedes every run, and opening a logged-in
-//! socket. Scenarios own what happens on the socket afterwards.
+//! Everything here is shared by the scenarios: the relay's address and
+//! opening a logged-in socket (this file), the account registration that
+//! precedes every run (`accounts.rs`) and the HTTP API (`api.rs`).
+//! Scenarios own what happens on the socket afterwards
+//! ([`socket`](crate::socket) has the common parts).
 
-use crate::{Error, Log};
-use bytes::Bytes;
+mod accounts;
+mod api;
+
+pub use accounts::{accounts, register_accounts, username, Account};
+pub use api::{Api, ApiResponse};
+
+use crate::Error;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use shared::api::{Credentials, Session};
 use shared::{ServerFrame, UserId};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -30,6 +31,15 @@ pub type Ws = WebSocketStream<TcpStream>;
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long TCP connect plus WebSocket handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// WebSocket settings for a scenario's sockets: buffers of `read_buffer`
+/// and `write_buffer` bytes, frames up to 1 MiB.
+pub fn ws_config(read_buffer: usize, write_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(write_buffer)
+        .max_message_size(Some(1 << 20))
+}
 
 /// Where the relay is and how to reach it.
 #[derive(Clone, Debug)]
@@ -150,6 +160,15 @@ pub enum SessionError {
     Login(String),
 }
 
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Connect(s) => write!(f, "connect: {s}"),
+            SessionError::Login(s) => write!(f, "login: {s}"),
+        }
+    }
+}
+
 fn set_bind_address_no_port(sock: &TcpSocket) {
     let one: libc::c_int = 1;
     // SAFETY: a valid fd, a pointer to a live c_int and its size. Failure
@@ -251,236 +270,6 @@ fn kind_of(f: &ServerFrame) -> &'static str {
     }
 }
 
-/// A registered account and its session token.
-#[derive(Clone, Debug)]
-pub struct Account {
-    /// The relay's id for the user.
-    pub user_id: UserId,
-    /// `lg<run>u<i>`.
-    pub username: String,
-    /// Bearer token for LOGIN frames.
-    pub token: Arc<str>,
-}
-
-impl From<Session> for Account {
-    fn from(s: Session) -> Self {
-        Account {
-            user_id: s.user_id,
-            username: s.username,
-            token: s.token.into(),
-        }
-    }
-}
-
-/// The `count` accounts a scenario needs: from `--accounts FILE` when it
-/// exists (the first `count` of them), otherwise freshly registered (and
-/// saved to `FILE` when given).
-pub async fn accounts(
-    ctx: &crate::Ctx,
-    target: &Target,
-    count: usize,
-) -> Result<Vec<Account>, Error> {
-    let file = ctx.common.accounts.as_deref();
-    if let Some(path) = file.filter(|p| p.exists()) {
-        let saved: Vec<Session> = serde_json::from_slice(&std::fs::read(path)?)
-            .map_err(|e| format!("{}: not an accounts file: {e}", path.display()))?;
-        if saved.len() < count {
-            return Err(format!(
-                "{} holds {} accounts but this run needs {count}; delete it to register anew",
-                path.display(),
-                saved.len()
-            )
-            .into());
-        }
-        ctx.log.say(format_args!(
-            "using {count} accounts from {}",
-            path.display()
-        ));
-        return Ok(saved.into_iter().take(count).map(Account::from).collect());
-    }
-    let sessions = register_accounts(
-        target,
-        &ctx.run_id,
-        count,
-        ctx.common.register_concurrency,
-        &ctx.log,
-    )
-    .await?;
-    if let Some(path) = file {
-        std::fs::write(path, serde_json::to_vec(&sessions)?)?;
-        ctx.log
-            .say(format_args!("saved {count} accounts to {}", path.display()));
-    }
-    Ok(sessions.into_iter().map(Account::from).collect())
-}
-
-/// The username of the i-th account of a run.
-pub fn username(run_id: &str, i: usize) -> String {
-    format!("lg{run_id}u{i}")
-}
-
-/// Registers `count` fresh accounts `lg<run>u0 …`, at most `concurrency`
-/// requests in flight, and returns their sessions in index order.
-///
-/// The relay hashes passwords with argon2id, deliberately slow (tens of ms
-/// of CPU each), so registration is bounded to avoid starving the relay, and
-/// scenarios keep the account count small (idle shares one account between
-/// `--tabs` sockets). 429 and 503 answers are retried with backoff, since a
-/// relay may rate-limit registrations per address.
-pub async fn register_accounts(
-    target: &Target,
-    run_id: &str,
-    count: usize,
-    concurrency: usize,
-    log: &Log,
-) -> Result<Vec<Session>, Error> {
-    let api = Api::new(target);
-    let password = format!("lg-{run_id}-password");
-    let started = Instant::now();
-    let done = AtomicUsize::new(0);
-    let last_log = std::sync::Mutex::new(Instant::now());
-    log.say(format_args!(
-        "registering {count} accounts ({concurrency} in flight)"
-    ));
-    let results: Vec<Result<Session, Error>> = futures_util::stream::iter(0..count)
-        .map(|i| {
-            let (api, password, done, last_log) = (&api, &password, &done, &last_log);
-            async move {
-                let creds = Credentials {
-                    username: username(run_id, i),
-                    password: password.clone(),
-                };
-                let a = register_one(api, &creds).await;
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                let mut last = last_log.lock().unwrap();
-                if last.elapsed() >= Duration::from_secs(2) {
-                    *last = Instant::now();
-                    log.say(format_args!("registered {n}/{count}"));
-                }
-                a
-            }
-        })
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
-    let accounts = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let secs = started.elapsed().as_secs_f64();
-    log.say(format_args!(
-        "registered {count} accounts in {secs:.1} s ({:.0}/s)",
-        count as f64 / secs.max(1e-9)
-    ));
-    Ok(accounts)
-}
-
-async fn register_one(api: &Api, creds: &Credentials) -> Result<Session, Error> {
-    let body = Bytes::from(serde_json::to_vec(creds)?);
-    let r = api
-        .request(hyper::Method::POST, "/api/register", None, Some(body))
-        .await
-        .map_err(|e| format!("register {}: {e}", creds.username))?;
-    match r.status {
-        200 | 201 => serde_json::from_slice(&r.body)
-            .map_err(|e| format!("register {}: bad response body: {e}", creds.username).into()),
-        _ => Err(format!("register {}: {}", creds.username, r.describe()).into()),
-    }
-}
-
-/// An answer of the relay's HTTP API.
-#[derive(Clone, Debug)]
-pub struct ApiResponse {
-    /// HTTP status code.
-    pub status: u16,
-    /// The whole body.
-    pub body: Bytes,
-}
-
-impl ApiResponse {
-    /// `HTTP 403: {"code":…}` (body cut at 300 bytes), for error messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "HTTP {}: {}",
-            self.status,
-            String::from_utf8_lossy(&self.body[..self.body.len().min(300)])
-        )
-    }
-}
-
-/// The relay's JSON HTTP API (`/api/...`) over one pooled keep-alive client.
-#[derive(Clone)]
-pub struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Api {
-    /// A client for `target`'s HTTP API.
-    pub fn new(target: &Target) -> Api {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        Api {
-            client: Client::builder(TokioExecutor::new()).build(http),
-            base: target.http_base.clone(),
-        }
-    }
-
-    /// Sends one request (`token` as a bearer token, `body` as JSON) and
-    /// returns the final answer, whatever its status. 429 and 503 (the relay
-    /// is busy or rate-limiting) are retried with backoff, honouring
-    /// `Retry-After`; a failed connection is retried twice (most likely
-    /// there is no relay at all, so give up soon). Errors are only for
-    /// answers that never came.
-    pub async fn request(
-        &self,
-        method: hyper::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Bytes>,
-    ) -> Result<ApiResponse, Error> {
-        let uri: hyper::Uri = format!("{}{path}", self.base).parse()?;
-        let mut backoff = Duration::from_millis(100);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = hyper::Request::builder()
-                .method(method.clone())
-                .uri(uri.clone());
-            if body.is_some() {
-                req = req.header("content-type", "application/json");
-            }
-            if let Some(t) = token {
-                req = req.header("authorization", format!("Bearer {t}"));
-            }
-            let req = req.body(Full::new(body.clone().unwrap_or_default()))?;
-            // (reason, server-suggested delay, attempts allowed for this reason)
-            let (why, retry_after, limit): (String, Option<Duration>, u32) =
-                match self.client.request(req).await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let retry_after = resp
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        let body = resp.into_body().collect().await?.to_bytes();
-                        if !matches!(status, 429 | 503) {
-                            return Ok(ApiResponse { status, body });
-                        }
-                        (format!("HTTP {status}"), retry_after, 12)
-                    }
-                    Err(e) => (format!("request failed: {e}"), None, 3),
-                };
-            if attempt >= limit {
-                return Err(
-                    format!("{method} {path}: giving up after {attempt} attempts: {why}").into(),
-                );
-            }
-            tokio::time::sleep(retry_after.unwrap_or(backoff)).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,16 +292,6 @@ mod tests {
         assert!(parse_http_url("http://:1").is_err());
         assert!(parse_http_url("http://x:notaport").is_err());
         assert!(parse_http_url("http://").is_err());
-    }
-
-    #[test]
-    fn usernames_are_valid_and_distinct() {
-        let a = username("k3x9q2", 0);
-        let b = username("k3x9q2", 1_000_000);
-        assert_eq!(a, "lgk3x9q2u0");
-        assert_ne!(a, b);
-        shared::validate::username(&a).unwrap();
-        shared::validate::username(&b).unwrap();
     }
 
     #[tokio::test]
