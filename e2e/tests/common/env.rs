@@ -107,17 +107,11 @@ impl Env {
         }
         // The port was just released by the previous relay; std/tokio set
         // SO_REUSEADDR, so this normally succeeds at once.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let listener = loop {
-            match TcpListener::bind(listen).await {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("e2e: bind {listen}: {e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("cannot bind the relay to {listen}: {e}"),
-            }
-        };
+        let what = format!("the relay to bind {listen}");
+        let listener = wait_until(&what, Duration::from_secs(5), || async move {
+            TcpListener::bind(listen).await.map_err(err)
+        })
+        .await;
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay::run(listener, config, async {
