@@ -205,9 +205,12 @@ setTimeout(() => done(stored.size), 25000);
 "#;
 
 /// Where the message `body` is, in pixels from the top of the list's
-/// viewport (`null` when not shown).
+/// viewport (`null` when not shown). With a second argument `true`, first
+/// scrolls the list to the top: in the same script, so the position is
+/// read before the scroll event can have the page load anything.
 const OFFSET_JS: &str = r#"
 const list = document.querySelector('[data-testid="messages"]');
+if (arguments[1] === true) list.scrollTop = 0;
 const m = [...list.querySelectorAll('[data-testid="message"]')]
   .find(e => e.querySelector('.body').textContent === arguments[0]);
 return m ? m.getBoundingClientRect().top - list.getBoundingClientRect().top : null;
@@ -277,14 +280,10 @@ async fn history_loads_older_pages_on_scroll_without_jumping() {
             // Scrolled to the top, the previous page is prepended and the
             // message that was at the top stays where it was.
             for (top, expect) in [("history 71", 100), ("history 21", 120)] {
-                alice
-                    .js(
-                        "document.querySelector('[data-testid=\"messages\"]').scrollTop = 0; return null;",
-                        vec![],
-                    )
+                let at = alice
+                    .js(OFFSET_JS, vec![serde_json::json!(top), serde_json::json!(true)])
                     .await
                     .unwrap();
-                let at = alice.js(OFFSET_JS, vec![serde_json::json!(top)]).await.unwrap();
                 let at = at.as_f64().expect("the top message is shown");
                 wait_until(&format!("{expect} messages after scrolling up"), WAIT, || async {
                     match count().await? {
