@@ -79,19 +79,17 @@ impl Env {
         name
     }
 
-    fn db_url(&self) -> String {
-        format!(
-            "sqlite://{}",
-            self.inner.db_dir.path().join("e2e.db").display()
-        )
-    }
-
     /// Starts the relay on `listen` (`127.0.0.1:0` the first time, then the
-    /// same port again) and waits until it answers `/healthz`.
-    async fn spawn_relay(dist: &Path, db_url: &str, listen: SocketAddr) -> (RelayTask, SocketAddr) {
+    /// same port again), its database a SQLite file in `db_dir`, and waits
+    /// until it answers `/healthz`.
+    async fn spawn_relay(
+        dist: &Path,
+        db_dir: &Path,
+        listen: SocketAddr,
+    ) -> (RelayTask, SocketAddr) {
         let args: Vec<String> = vec![
             "--db".into(),
-            db_url.into(),
+            format!("sqlite://{}", db_dir.join("e2e.db").display()),
             "--static-dir".into(),
             dist.display().to_string(),
             "--listen".into(),
@@ -130,7 +128,8 @@ impl Env {
     pub async fn start_relay(&self) {
         let mut slot = self.inner.relay.lock().await;
         assert!(slot.is_none(), "the relay is already running");
-        let (task, _) = Env::spawn_relay(&self.inner.dist, &self.db_url(), self.inner.addr).await;
+        let inner = &self.inner;
+        let (task, _) = Env::spawn_relay(&inner.dist, inner.db_dir.path(), inner.addr).await;
         *slot = Some(task);
     }
 
@@ -289,8 +288,8 @@ where
         .prefix("e2e-relay-")
         .tempdir()
         .unwrap();
-    let db_url = format!("sqlite://{}", db_dir.path().join("e2e.db").display());
-    let (relay, addr) = Env::spawn_relay(&dist, &db_url, "127.0.0.1:0".parse().unwrap()).await;
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let (relay, addr) = Env::spawn_relay(&dist, db_dir.path(), any_port).await;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
