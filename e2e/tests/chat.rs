@@ -50,14 +50,10 @@ async fn two_users_sign_up_and_chat_both_ways() {
         alice.wait_state(hello, "read").await;
 
         let reply = "Sure — 12:30 works. See you there.";
-        bob.send(reply).await;
-        alice.wait_received(reply, &bob_name).await;
-        bob.wait_state(reply, "read").await;
+        bob.send_read_by(&bob_name, &alice, reply).await;
 
         let last = "Great, I'll book a table for two.";
-        alice.send(last).await;
-        bob.wait_received(last, &alice_name).await;
-        alice.wait_state(last, "read").await;
+        alice.send_read_by(&alice_name, &bob, last).await;
 
         // Both sides show the same conversation, in the same order, once.
         let expect = [

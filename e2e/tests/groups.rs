@@ -161,17 +161,7 @@ async fn public_groups_join_rename_remove_and_leave() {
             let group = "Open house";
             bob.create_group(group, true).await;
 
-            let join = |b: &Browser| {
-                let b = b.clone();
-                async move {
-                    b.click(&tid("find-groups")).await;
-                    b.fill("#group-search", "open h").await;
-                    let result = format!("[data-testid=\"group-result\"][data-group=\"{group}\"]");
-                    b.click(&format!("{result} {}", tid("join-group"))).await;
-                    b.open_group(group).await;
-                }
-            };
-            join(&alice).await;
+            alice.join_public_group("open h", group).await;
             bob.wait_for(&member(&alice_name)).await;
             let hello = "Hi all, just joined";
             alice.send(hello).await;
@@ -203,18 +193,7 @@ async fn public_groups_join_rename_remove_and_leave() {
             alice.wait_message(hello, true, None, WAIT).await;
 
             // Public: she can join again; then she leaves for good.
-            let join_again = |b: &Browser| {
-                let b = b.clone();
-                async move {
-                    b.click(&tid("find-groups")).await;
-                    b.fill("#group-search", "open").await;
-                    let result =
-                        format!("[data-testid=\"group-result\"][data-group=\"{renamed}\"]");
-                    b.click(&format!("{result} {}", tid("join-group"))).await;
-                    b.open_group(renamed).await;
-                }
-            };
-            join_again(&alice).await;
+            alice.join_public_group("open", renamed).await;
             alice.wait_for(&tid("composer")).await;
             alice.click(&tid("members-toggle")).await;
             alice.click(&tid("leave-group")).await;

@@ -89,13 +89,9 @@ async fn both_clients_recover_from_a_relay_restart() {
             alice.wait_state(during, "read").await;
 
             let after = "After the restart";
-            alice.send(after).await;
-            bob.wait_received(after, &alice_name).await;
-            alice.wait_state(after, "read").await;
+            alice.send_read_by(&alice_name, &bob, after).await;
             let answer = "Loud and clear";
-            bob.send(answer).await;
-            alice.wait_received(answer, &bob_name).await;
-            bob.wait_state(answer, "read").await;
+            bob.send_read_by(&bob_name, &alice, answer).await;
 
             let bodies: Vec<String> = bob
                 .messages()

@@ -205,18 +205,28 @@ impl Browser {
         self.wait_message(body, true, Some(state), WAIT).await
     }
 
+    /// Sends `text` to `peer`, who has the conversation open: waits until
+    /// `peer` shows it as received from `me` (this browser's user), then
+    /// until it is "read" here.
+    pub async fn send_read_by(&self, me: &str, peer: &Browser, text: &str) {
+        self.send(text).await;
+        peer.wait_received(text, me).await;
+        self.wait_state(text, "read").await;
+    }
+
     /// Waits until the conversation with `peer` shows `n` unread.
     pub async fn wait_unread(&self, peer: &str, n: u32) {
-        let css = format!("{} {}", conv_item(peer), tid("unread"));
-        self.wait_text(&css, WAIT, &format!("== \"{n}\""), |t| {
-            t.trim() == n.to_string()
-        })
-        .await;
+        self.wait_unread_badge(&conv_item(peer), n).await;
     }
 
     /// Waits until the group `name` shows `n` unread.
     pub async fn wait_group_unread(&self, name: &str, n: u32) {
-        let css = format!("{} {}", conv_group(name), tid("unread"));
+        self.wait_unread_badge(&conv_group(name), n).await;
+    }
+
+    /// Waits until the sidebar entry `entry` has an unread badge of `n`.
+    async fn wait_unread_badge(&self, entry: &str, n: u32) {
+        let css = format!("{entry} {}", tid("unread"));
         self.wait_text(&css, WAIT, &format!("== \"{n}\""), |t| {
             t.trim() == n.to_string()
         })
@@ -258,6 +268,16 @@ impl Browser {
         self.fill("#add-member", user).await;
         self.click(&tid("add-member-submit")).await;
         self.wait_for(&member(user)).await;
+    }
+
+    /// Finds the public group `name` by typing `query` in the group search,
+    /// joins it and opens it.
+    pub async fn join_public_group(&self, query: &str, name: &str) {
+        self.click(&tid("find-groups")).await;
+        self.fill("#group-search", query).await;
+        let result = format!("[data-testid=\"group-result\"][data-group=\"{name}\"]");
+        self.click(&format!("{result} {}", tid("join-group"))).await;
+        self.open_group(name).await;
     }
 
     /// Opens the group `name` from the sidebar.
