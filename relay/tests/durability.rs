@@ -3,10 +3,10 @@
 
 mod common;
 
+use common::child::*;
 use common::*;
 use shared::api::Session;
 use shared::{ClientFrame, ServerFrame};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 #[tokio::test]
@@ -132,77 +132,6 @@ async fn a_failing_index_transaction_is_retried_without_losing_chats() {
     relay.stop().await;
 }
 
-/// The relay binary as a child process, killed with SIGKILL.
-struct ChildRelay {
-    child: Child,
-    relay: TestRelay,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[allow(clippy::zombie_processes)] // the caller's ChildRelay waits in Drop
-async fn spawn_relay(db: &str, port: u16, extra: &[&str]) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrochat-relay"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--db",
-            db,
-            "--max-hashing",
-            "2",
-        ])
-        .args(["--rate-limit", "100000", "--rate-burst", "100000"])
-        .args(extra)
-        .env("FERROCHAT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("relay binary runs");
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("relay binary did not listen");
-}
-
-impl ChildRelay {
-    async fn start(db: &str, port: u16) -> ChildRelay {
-        ChildRelay::start_with(db, port, &[]).await
-    }
-
-    async fn start_with(db: &str, port: u16, extra: &[&str]) -> ChildRelay {
-        let child = spawn_relay(db, port, extra).await;
-        ChildRelay {
-            child,
-            relay: TestRelay::external(format!("127.0.0.1:{port}").parse().unwrap(), db),
-        }
-    }
-
-    fn kill9(mut self) {
-        // SIGKILL: no shutdown code runs, nothing is flushed by the relay.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ChildRelay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn messages_survive_kill_dash_nine() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,35 +161,6 @@ async fn messages_survive_kill_dash_nine() {
     );
     bob.expect_no_push(Duration::from_millis(300)).await;
     drop(r);
-}
-
-/// Sends `n` chats keyed `{prefix}-{i}` without waiting, then collects the
-/// ids of their 81s.
-async fn burst(
-    c: &mut Client,
-    to: shared::UserId,
-    prefix: &str,
-    n: usize,
-    body: &str,
-) -> Vec<shared::MsgId> {
-    for i in 0..n {
-        c.chat(to, &format!("{prefix}-{i}"), &format!("{body} {i}"))
-            .await;
-    }
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        ids.push(next_resp(c).await.0);
-    }
-    ids
-}
-
-/// Receives (and acks) exactly `ids`, in order.
-async fn receive_in_order(c: &mut Client, ids: &[shared::MsgId]) {
-    for (i, id) in ids.iter().enumerate() {
-        let p = next_push(c).await;
-        assert_eq!(p.msg_id, *id, "message {i} lost or out of order");
-        c.send(&ClientFrame::Ack { msg_id: p.msg_id }).await;
-    }
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! clients. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod child;
+
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
