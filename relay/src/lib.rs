@@ -8,7 +8,8 @@
 //! - [`socket`]: the bounded outbound queue of a socket;
 //! - [`hub`]: who is online, pushes, acks, retries;
 //! - [`store`]: the storage trait and its SQLite backend (group commit);
-//! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`].
+//! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`];
+//! - [`throttle`]: failed-login lockouts and the registration cap.
 
 pub mod auth;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod socket;
 pub mod static_files;
 pub mod store;
+pub mod throttle;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -51,6 +53,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// argon2, bounded.
     pub hashing: PasswordHashing,
+    /// Failed-login lockouts and the registration cap.
+    pub throttle: throttle::Throttle,
     shutting_down: AtomicBool,
 }
 
@@ -93,6 +97,7 @@ pub async fn run(
         .map_err(|e| Error::Config(e.to_string()))??
     };
     let app = Arc::new(App {
+        throttle: throttle::Throttle::new(&config),
         config,
         store,
         hub,
