@@ -5,7 +5,9 @@ use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use warp::http::HeaderName;
 
+pub use crate::throttle::IpNet;
 pub use shared::parse_duration;
 
 /// How hard SQLite syncs to disk on each group commit. See
@@ -28,6 +30,48 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+/// A per-address allowance: `count` events per `window`, or no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// No limit.
+    Off,
+    /// A burst of `count`, then one more every `window / count`.
+    Limit {
+        /// Events per window.
+        count: u32,
+        /// The window.
+        window: Duration,
+    },
+}
+
+/// Parses `10/1h`, `10/h` (a window of one unit), `100/30m`, or `off`.
+pub fn parse_quota(s: &str) -> Result<Quota, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Quota::Off);
+    }
+    let invalid = || format!("invalid limit {s:?} (examples: 10/1h, 10/h, 100/30m, off)");
+    let (count, window) = s.split_once('/').ok_or_else(invalid)?;
+    let count: u32 = count.trim().parse().map_err(|_| invalid())?;
+    let window = window.trim();
+    let window = if window.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        parse_duration(&format!("1{window}"))?
+    } else {
+        parse_duration(window)?
+    };
+    if count == 0 || window.is_zero() {
+        return Err(format!(
+            "{s:?} allows nothing; use `off` for no limit, or a count and window above 0"
+        ));
+    }
+    Ok(Quota::Limit { count, window })
+}
+
+fn parse_header_name(s: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("invalid header name {s:?} (examples: X-Forwarded-For, X-Real-IP)"))
 }
 
 /// Everything an operator can set.
@@ -127,6 +171,78 @@ pub struct Config {
     #[arg(long, env = "FERROCHAT_MAX_HASHING", default_value_t = 4)]
     pub max_hashing: usize,
 
+    /// Failed logins for one username from one client address before
+    /// attempts for it from there are refused (429) for `--login-backoff`,
+    /// doubling with each further failure. 0 turns this limit off.
+    #[arg(long, env = "FERROCHAT_LOGIN_LIMIT", default_value_t = 5)]
+    pub login_limit: u32,
+
+    /// Failed logins for one username from all addresses before it is
+    /// locked the same way, except at addresses where it logged in or
+    /// registered in the last 30 days. 0 turns this limit off.
+    #[arg(long, env = "FERROCHAT_LOGIN_LIMIT_USER", default_value_t = 20)]
+    pub login_limit_user: u32,
+
+    /// Failed logins from one client address (an IPv6 /64), whatever the
+    /// username, before it is locked the same way, except for users who
+    /// logged in or registered from it in the last 30 days. Higher than the
+    /// others: many users may share an address. 0 turns this limit off.
+    #[arg(long, env = "FERROCHAT_LOGIN_LIMIT_IP", default_value_t = 50)]
+    pub login_limit_ip: u32,
+
+    /// The first lockout once a login limit is reached; each further
+    /// failure doubles it.
+    #[arg(long, env = "FERROCHAT_LOGIN_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub login_backoff: Duration,
+
+    /// The longest lockout.
+    #[arg(long, env = "FERROCHAT_LOGIN_BACKOFF_MAX", default_value = "15m", value_parser = parse_duration)]
+    pub login_backoff_max: Duration,
+
+    /// Failed logins are forgotten after this long without one, counted
+    /// from the end of the lockout.
+    #[arg(long, env = "FERROCHAT_LOGIN_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub login_window: Duration,
+
+    /// Registrations per client address: `N/WINDOW` (a burst of N, then one
+    /// every WINDOW/N), or `off`.
+    #[arg(
+        long,
+        env = "FERROCHAT_REGISTER_LIMIT",
+        value_name = "N/WINDOW",
+        default_value = "10/1h",
+        value_parser = parse_quota
+    )]
+    pub register_limit: Quota,
+
+    /// A reverse proxy whose `--client-ip-header` is believed: an address
+    /// or a CIDR block; repeat the flag or separate with commas. Without
+    /// one, a request's client address is always its TCP peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FERROCHAT_TRUSTED_PROXY",
+        value_name = "ADDR[/BITS]",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(IpNet)
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// The header in which a trusted proxy passes the client address:
+    /// `X-Forwarded-For` (the right-most address in it that is not a
+    /// trusted proxy counts) or a one-address header such as `X-Real-IP`.
+    #[arg(long, env = "FERROCHAT_CLIENT_IP_HEADER", default_value = "X-Forwarded-For", value_parser = parse_header_name)]
+    pub client_ip_header: HeaderName,
+
+    /// Keys kept per login and registration throttling table; when one is
+    /// full, expired keys go first, then those that would expire soonest.
+    #[arg(
+        long,
+        env = "FERROCHAT_THROTTLE_ENTRIES",
+        default_value_t = 50_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub throttle_entries: usize,
+
     /// Log format.
     #[arg(long, env = "FERROCHAT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -183,5 +299,68 @@ mod tests {
         assert_eq!(c.ack_timeout, Duration::from_secs(5));
         assert_eq!(c.sqlite_sync, SyncMode::Full);
         assert_eq!(c.commit_log_mib, 64);
+        assert_eq!(
+            (c.login_limit, c.login_limit_user, c.login_limit_ip),
+            (5, 20, 50)
+        );
+        assert_eq!(c.login_backoff, Duration::from_secs(1));
+        assert_eq!(c.login_backoff_max, Duration::from_secs(900));
+        assert_eq!(c.login_window, Duration::from_secs(3600));
+        assert_eq!(
+            c.register_limit,
+            Quota::Limit {
+                count: 10,
+                window: Duration::from_secs(3600)
+            }
+        );
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.client_ip_header, "x-forwarded-for");
+        assert_eq!(c.throttle_entries, 50_000);
+    }
+
+    #[test]
+    fn throttle_flags() {
+        let c = Config::from_args([
+            "--register-limit",
+            "100/h",
+            "--trusted-proxy",
+            "127.0.0.1,10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+            "--client-ip-header",
+            "X-Real-IP",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.register_limit,
+            Quota::Limit {
+                count: 100,
+                window: Duration::from_secs(3600)
+            }
+        );
+        let nets: Vec<IpNet> = ["127.0.0.1", "10.0.0.0/8", "::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(c.trusted_proxies, nets);
+        assert_eq!(c.client_ip_header, "x-real-ip");
+        assert_eq!(parse_quota("off"), Ok(Quota::Off));
+        assert_eq!(
+            parse_quota("3/90s"),
+            Ok(Quota::Limit {
+                count: 3,
+                window: Duration::from_secs(90)
+            })
+        );
+        for bad in ["10", "0/1h", "10/0s", "x/1h", "10/1 parsec", "-1/h"] {
+            assert!(parse_quota(bad).is_err(), "{bad:?} was accepted");
+        }
+        for bad in [
+            &["--trusted-proxy", "10.0.0.0/99"][..],
+            &["--client-ip-header", "X Forwarded"],
+            &["--throttle-entries", "0"],
+        ] {
+            assert!(Config::from_args(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

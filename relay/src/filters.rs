@@ -4,11 +4,14 @@
 //! `recover`.
 
 use crate::handlers::{self, groups, history, Authed, ConnSlot};
+use crate::server::RemoteAddr;
 use crate::App;
 use hyper::upgrade::OnUpgrade;
 use shared::api::{Credentials, Invite, NewGroup, RenameGroup};
 use shared::limits::MAX_HTTP_BODY_BYTES;
+use std::net::IpAddr;
 use std::sync::Arc;
+use warp::http::HeaderMap;
 use warp::Filter;
 
 /// All routes.
@@ -54,6 +57,18 @@ fn json_body<T: serde::de::DeserializeOwned + Send>(
     warp::body::content_length_limit(MAX_HTTP_BODY_BYTES).and(warp::body::json())
 }
 
+/// The client's address: the TCP peer, or what a trusted proxy says (see
+/// `throttle`).
+fn client_ip(
+    app: Arc<App>,
+) -> impl Filter<Extract = (IpAddr,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<RemoteAddr>()
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<RemoteAddr>, headers: HeaderMap| {
+            app.throttle.client_ip(peer.map(|p| p.0), &headers)
+        })
+}
+
 /// Requires `Authorization: Bearer <token>`.
 fn authed(app: Arc<App>) -> impl Filter<Extract = (Authed,), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>("authorization")
@@ -67,7 +82,8 @@ pub fn register(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "register")
         .and(warp::post())
-        .and(with_app(app))
+        .and(with_app(app.clone()))
+        .and(client_ip(app))
         .and(json_body::<Credentials>())
         .and_then(handlers::register)
 }
@@ -78,7 +94,8 @@ pub fn login(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "login")
         .and(warp::post())
-        .and(with_app(app))
+        .and(with_app(app.clone()))
+        .and(client_ip(app))
         .and(json_body::<Credentials>())
         .and_then(handlers::login)
 }

@@ -10,6 +10,7 @@
 //! - [`rules`]: the chat's rules, above the storage seam;
 //! - [`store`]: the storage trait and its SQLite backend (group commit);
 //! - [`fatal`]: threads that must not die alone;
+//! - [`throttle`]: failed-login lockouts and the registration cap;
 //! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`].
 
 pub mod auth;
@@ -28,6 +29,7 @@ pub mod server;
 pub mod socket;
 pub mod static_files;
 pub mod store;
+pub mod throttle;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -55,6 +57,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// argon2, bounded.
     pub hashing: PasswordHashing,
+    /// Failed-login lockouts and the registration cap.
+    pub throttle: throttle::Throttle,
     shutting_down: AtomicBool,
 }
 
@@ -98,6 +102,7 @@ pub async fn run(
         .map_err(|e| Error::Config(e.to_string()))??
     };
     let app = Arc::new(App {
+        throttle: throttle::Throttle::new(&config),
         config,
         store,
         hub,

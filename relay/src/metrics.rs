@@ -107,6 +107,10 @@ metrics! {
     counter login_failures_total: "ferrochat_login_failures_total",
     /// Accounts registered.
     counter registrations_total: "ferrochat_registrations_total",
+    /// HTTP logins refused (429) by a failed-login lockout, before hashing.
+    counter login_throttled_total: "ferrochat_login_throttled_total",
+    /// Registrations refused (429) by the per-address cap, before hashing.
+    counter register_throttled_total: "ferrochat_register_throttled_total",
     /// Frames read from clients.
     counter frames_in_total: "ferrochat_frames_in_total",
     /// Frames queued to clients.

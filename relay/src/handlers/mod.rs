@@ -9,15 +9,17 @@ use crate::clock::now_ms;
 use crate::connection;
 use crate::error::Error;
 use crate::store::UserRef;
-use crate::App;
+use crate::{throttle, App};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use shared::api::{ApiError, Credentials, OnlineUsers, Session, UserSummary};
 use shared::{close, validate, ErrorCode};
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
@@ -93,24 +95,50 @@ async fn issue_session(
     })
 }
 
-/// `POST /api/register`.
-pub async fn register(app: Arc<App>, creds: Credentials) -> Result<impl Reply, Rejection> {
+/// `POST /api/register`. Valid requests count against the client
+/// address's `--register-limit` before any hashing; over it, 429.
+pub async fn register(
+    app: Arc<App>,
+    client: IpAddr,
+    creds: Credentials,
+) -> Result<warp::reply::Response, Rejection> {
     validate::username(&creds.username).map_err(Error::from)?;
     validate::password(&creds.password).map_err(Error::from)?;
+    if let Err(wait) = app.throttle.register(client, Instant::now()) {
+        app.metrics.register_throttled_total.fetch_add(1, Relaxed);
+        return Ok(throttle::too_many(
+            wait,
+            "too many registrations from this address; try again later",
+        ));
+    }
     let hash = app.hashing.hash(creds.password).await?;
     let id = app.store.create_user(creds.username.clone(), hash).await?;
+    app.throttle
+        .registered(&creds.username, client, Instant::now());
     app.metrics.registrations_total.fetch_add(1, Relaxed);
     tracing::info!(user = %id, username = %creds.username, "registered");
     let session = issue_session(&app, id, creds.username).await?;
-    Ok(reply::with_status(
-        reply::json(&session),
-        StatusCode::CREATED,
-    ))
+    Ok(reply::with_status(reply::json(&session), StatusCode::CREATED).into_response())
 }
 
 /// `POST /api/login`. Unknown user and wrong password give the same answer
-/// in the same time.
-pub async fn login(app: Arc<App>, creds: Credentials) -> Result<impl Reply, Rejection> {
+/// in the same time. A username or client address locked by failed logins
+/// (see `throttle`) gets 429 before any lookup or hashing.
+pub async fn login(
+    app: Arc<App>,
+    client: IpAddr,
+    creds: Credentials,
+) -> Result<warp::reply::Response, Rejection> {
+    let attempt = match app.throttle.login(&creds.username, client, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            app.metrics.login_throttled_total.fetch_add(1, Relaxed);
+            return Ok(throttle::too_many(
+                wait,
+                "too many failed logins; try again later",
+            ));
+        }
+    };
     let plausible =
         validate::username(&creds.username).is_ok() && validate::password(&creds.password).is_ok();
     let user = if plausible {
@@ -120,11 +148,13 @@ pub async fn login(app: Arc<App>, creds: Credentials) -> Result<impl Reply, Reje
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     if !app.hashing.verify(creds.password, stored).await? {
+        attempt.failed();
         return Err(Error::InvalidCredentials.into());
     }
+    attempt.succeeded();
     let user = user.expect("verified against a stored hash");
     let session = issue_session(&app, user.id, user.username).await?;
-    Ok(reply::json(&session))
+    Ok(reply::json(&session).into_response())
 }
 
 /// `POST /api/logout`: revokes the token and closes its sockets.
