@@ -59,7 +59,7 @@ start_relay() {
     stop_relay
     rm -f "$dir"/bench.db*
     "$bin/ferrochat-relay" --listen "127.0.0.1:$port" --db "$db" --sqlite-sync "$sync" \
-        --rate-limit 1000000 --rate-burst 1000000 --log warn "$@" >"$dir/relay.log" 2>&1 &
+        --rate-limit 1000000 --rate-burst 1000000 --register-limit off --log warn "$@" >"$dir/relay.log" 2>&1 &
     relay_pid=$!
     wait_ready
 }
