@@ -145,7 +145,7 @@ async fn offline_messages_arrive_in_order_at_next_login() {
             .await;
     }
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay.wait_metric("ferrochat_ws_sessions", 1).await;
     let mut bob2 = relay.login(&b).await;
     bob2.expect_silence(Duration::from_millis(500)).await;
     relay.stop().await;
@@ -166,7 +166,7 @@ async fn unacked_messages_come_back_at_next_login() {
     bob.recv_where(|f| matches!(f, ServerFrame::AckResp { .. }))
         .await;
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay.wait_metric("ferrochat_ws_sessions", 1).await;
     let mut bob = relay.login(&b).await;
     // The cursor never skips an unacked message: "one" comes back (and
     // "two" too, which the client dedupes by msgId).

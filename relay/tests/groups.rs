@@ -382,6 +382,11 @@ async fn adding_unknown_users_and_bad_group_names_fail_cleanly() {
 /// in the middle of a burst gets exactly the messages stored after the add,
 /// live and in history alike, and a member removed mid-burst gets a
 /// prefix of the burst and nothing after it.
+///
+/// The changes race the middle third of the burst: the first third is
+/// answered before they start and the last third is sent after they were
+/// answered, so the split must fall inside the burst. A join that missed
+/// it (carol getting nothing, or everything) fails the test.
 #[tokio::test]
 async fn membership_changes_racing_a_burst_split_it_cleanly() {
     let relay = TestRelay::start(&["--rate-limit", "100000", "--rate-burst", "100000"]).await;
@@ -394,25 +399,23 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
     let mut alice = relay.login(&a).await;
     let mut bob = relay.login(&b).await;
     let mut carol = relay.login(&c).await;
-    let n: u64 = 200;
-    // Paced over ~250 ms, so the changes land in the middle.
-    let send = async {
-        for i in 0..n {
+    let third: u64 = 70;
+    let n = 3 * third;
+    /// Chats `from..to` without waiting, then their answers' seqs.
+    async fn burst(alice: &mut Client, g: GroupId, from: u64, to: u64) -> Vec<u64> {
+        for i in from..to {
             alice
                 .group_chat(g, &format!("r-{i}"), &format!("race {i}"))
                 .await;
-            if i % 4 == 3 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
-        let mut seqs = Vec::new();
-        for _ in 0..n {
-            seqs.push(next_resp(&mut alice).await.2);
+        let mut got = Vec::new();
+        for _ in from..to {
+            got.push(next_resp(alice).await.2);
         }
-        seqs
-    };
+        got
+    }
+    let mut seqs = burst(&mut alice, g, 0, third).await;
     let change = async {
-        tokio::time::sleep(Duration::from_millis(40)).await;
         let (status, body) = relay
             .post(
                 &format!("/api/groups/{g}/members"),
@@ -423,7 +426,9 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(remove(&relay, &a, g, b.user_id).await.0, 204);
     };
-    let (seqs, ()) = tokio::join!(send, change);
+    let (middle, ()) = tokio::join!(burst(&mut alice, g, third, 2 * third), change);
+    seqs.extend(middle);
+    seqs.extend(burst(&mut alice, g, 2 * third, n).await);
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
 
     async fn pushed_seqs(c: &mut Client) -> Vec<u64> {
@@ -437,8 +442,13 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
     }
     let to_carol = pushed_seqs(&mut carol).await;
     let to_bob = pushed_seqs(&mut bob).await;
-    // carol: a suffix of the burst, exactly what her history shows.
+    // carol: a suffix of the burst, starting after the first third and
+    // at the latest with the last, exactly what her history shows.
     let first = to_carol.first().copied().unwrap_or(n + 1);
+    assert!(
+        (third + 1..=2 * third + 1).contains(&first),
+        "carol's first message is {first}: the join missed the middle of the burst"
+    );
     assert_eq!(to_carol, (first..=n).collect::<Vec<_>>());
     let (status, page) = relay
         .get(
@@ -457,13 +467,128 @@ async fn membership_changes_racing_a_burst_split_it_cleanly() {
         history, to_carol,
         "pushes and history disagree on when carol joined"
     );
-    // bob: a prefix, which ends before carol's suffix begins or overlaps it
-    // (he was removed after she was added).
+    // bob: a prefix ending inside the burst, which ends before carol's
+    // suffix begins or overlaps it (he was removed after she was added).
     let last = to_bob.last().copied().unwrap_or(0);
+    assert!(
+        (third..=2 * third).contains(&last),
+        "bob's last message is {last}: the removal missed the middle of the burst"
+    );
     assert_eq!(to_bob, (1..=last).collect::<Vec<_>>());
     assert!(
         last + 1 >= first,
         "bob {last}, carol from {first}: a message reached neither"
     );
+    relay.stop().await;
+}
+
+/// Every group change used to answer with the full member list (filling a
+/// 10,000-member group moved 5.1 GB). Changes now answer with the group's
+/// summary, and members come a page at a time, by username.
+#[tokio::test]
+async fn group_changes_answer_with_the_summary_and_members_come_in_pages() {
+    let relay = TestRelay::start(&[]).await;
+    let owner = relay.register("olga").await;
+    let mut users = Vec::new();
+    for name in ["Bea", "alf", "carl", "Dee", "eddy", "fay"] {
+        users.push(relay.register(name).await);
+    }
+    let _online = relay.login(&owner).await;
+    let (status, body) = relay
+        .post(
+            "/api/groups",
+            Some(&owner.token),
+            json!({"name": "paged", "public": true}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(body.get("members").is_none(), "{body}");
+    assert_eq!(body["memberCount"], 1);
+    let g = GroupId(body["groupId"].as_str().unwrap().parse().unwrap());
+    for (i, u) in users.iter().enumerate().take(4) {
+        let (status, body) = relay
+            .post(&format!("/api/groups/{g}/join"), Some(&u.token), json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("members").is_none(), "{body}");
+        assert_eq!(body["memberCount"], i as u64 + 2);
+    }
+    for u in &users[4..] {
+        let (status, body) = relay
+            .post(
+                &format!("/api/groups/{g}/members"),
+                Some(&owner.token),
+                json!({"username": u.username}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("members").is_none(), "{body}");
+    }
+    let (status, body, _) = relay
+        .request(
+            "PATCH",
+            &format!("/api/groups/{g}"),
+            Some(&owner.token),
+            Some(json!({"name": "renamed"}).to_string()),
+        )
+        .await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("renamed")));
+    assert!(body.get("members").is_none(), "{body}");
+
+    // All seven, three at a time, by username whatever the letter case.
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = match &after {
+            Some(a) => format!("?limit=3&after={a}"),
+            None => "?limit=3".to_string(),
+        };
+        let (status, page) = relay
+            .get(
+                &format!("/api/groups/{g}/members{query}"),
+                Some(&users[0].token),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let members = page["members"].as_array().unwrap();
+        assert!(members.len() <= 3);
+        for m in members {
+            let name = m["username"].as_str().unwrap().to_string();
+            assert_eq!(m["owner"], name == "olga", "{m}");
+            assert_eq!(m["online"], name == "olga", "{m}");
+            names.push(name);
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["alf", "Bea", "carl", "Dee", "eddy", "fay", "olga"]);
+    // The group itself carries the first page (all of them, here).
+    let (status, info) = relay
+        .get(&format!("/api/groups/{g}"), Some(&owner.token))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(info["members"].as_array().unwrap().len(), 7);
+    assert!(info.get("next").is_none());
+    // Pages are capped; a private group's members are nobody else's business.
+    let (status, page) = relay
+        .get(
+            &format!("/api/groups/{g}/members?limit=100000"),
+            Some(&owner.token),
+        )
+        .await;
+    assert_eq!(
+        (status, page["members"].as_array().unwrap().len()),
+        (200, 7)
+    );
+    let private = relay.group(&owner, "private", false, &[]).await;
+    for path in [
+        format!("/api/groups/{private}"),
+        format!("/api/groups/{private}/members"),
+    ] {
+        let (status, _) = relay.get(&path, Some(&users[0].token)).await;
+        assert_eq!(status, 404, "{path}");
+    }
     relay.stop().await;
 }

@@ -104,7 +104,16 @@ async fn the_conversation_list_hides_what_a_joiner_may_not_read() {
 
     // A brand-new empty group ranks above older conversations (timestamps
     // are milliseconds: step past the direct message's).
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let newest = list
+        .conversations
+        .iter()
+        .filter_map(|c| c.last_message.as_ref().map(|m| m.ts))
+        .max()
+        .unwrap();
+    eventually("the clock passes the last message", || async {
+        (relay::clock::now_ms() > newest).then_some(())
+    })
+    .await;
     let fresh = relay.group(&b, "fresh", false, &[]).await;
     let (_, body) = relay.get("/api/conversations", Some(&b.token)).await;
     let list: Conversations = serde_json::from_value(body).unwrap();
@@ -312,5 +321,129 @@ async fn typing_is_relayed_throttled_and_never_stored() {
         .history(&b.token, &format!("/api/conversations/group/{g}/messages"))
         .await;
     assert!(h.messages.is_empty());
+    relay.stop().await;
+}
+
+/// A read marker used to end the indexer's gathering with a FULL commit of
+/// its own, though nobody waits for it to reach the disk. Now markers
+/// gather with the chats: forty of them cost a handful of commits, and
+/// their receipts still arrive, in order, once committed.
+#[tokio::test]
+async fn read_markers_gather_instead_of_each_committing() {
+    let relay = TestRelay::start(&["--rate-limit", "100000", "--rate-burst", "100000"]).await;
+    let (a, b) = (relay.register("alice").await, relay.register("bob").await);
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    let n = 40;
+    for i in 0..n {
+        alice.chat(b.user_id, &format!("m-{i}"), "read me").await;
+        next_resp(&mut alice).await;
+    }
+    let commits = relay.metric("ferrochat_store_commits_total").await;
+    let started = std::time::Instant::now();
+    for seq in 1..=n {
+        bob.send(&ClientFrame::Read {
+            to: Target::User(a.user_id),
+            seq,
+        })
+        .await;
+    }
+    for seq in 1..=n {
+        match alice
+            .recv_where(|f| matches!(f, ServerFrame::ReadReceipt { .. }))
+            .await
+        {
+            ServerFrame::ReadReceipt {
+                by_id,
+                prev_seq,
+                seq: got,
+                ..
+            } => assert_eq!((by_id, prev_seq, got), (b.user_id, Some(seq - 1), seq)),
+            _ => unreachable!(),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let commits = relay.metric("ferrochat_store_commits_total").await - commits;
+    assert!(
+        (commits as f64) <= 3.0 + 2.0 * elapsed,
+        "{commits} commits for {n} read markers in {elapsed:.1}s"
+    );
+    relay.stop().await;
+}
+
+/// "Read by N" used to be counted by the browser, over every member for
+/// every message. The relay counts it: a group history page carries, for
+/// the viewer's own messages, how many other members have read each (a
+/// member who joined later does not count), and 71 frames carry the
+/// reader's previous cursor, so a sender can keep the counts current.
+#[tokio::test]
+async fn group_history_counts_read_by_and_receipts_carry_the_previous_cursor() {
+    let relay = TestRelay::start(&[]).await;
+    let a = relay.register("alice").await;
+    let b = relay.register("bob").await;
+    let c = relay.register("carol").await;
+    let d = relay.register("dave").await;
+    let g = relay.group(&a, "readers", false, &[&b, &c]).await;
+    let mut alice = relay.login(&a).await;
+    let mut bob = relay.login(&b).await;
+    let mut carol = relay.login(&c).await;
+    for i in 0..3 {
+        alice.group_chat(g, &format!("g-{i}"), "mine").await;
+        next_resp(&mut alice).await;
+    }
+    let group = Target::Group(g);
+    let receipt = |f: &ServerFrame| matches!(f, ServerFrame::ReadReceipt { .. });
+    bob.send(&ClientFrame::Read { to: group, seq: 2 }).await;
+    carol.send(&ClientFrame::Read { to: group, seq: 3 }).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        if let ServerFrame::ReadReceipt {
+            by_id,
+            prev_seq,
+            seq,
+            ..
+        } = alice.recv_where(receipt).await
+        {
+            seen.push((by_id, prev_seq, seq));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [(b.user_id, Some(0), 2), (c.user_id, Some(0), 3)],
+        "the senders hear who read how far, and from where"
+    );
+    // Dave joins after message 3: he starts at it, and does not count.
+    let (status, _) = relay
+        .post(
+            &format!("/api/groups/{g}/members"),
+            Some(&a.token),
+            serde_json::json!({"username": d.username}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    bob.group_chat(g, "b-4", "bob's").await;
+    next_resp(&mut bob).await;
+    let path = format!("/api/conversations/group/{g}/messages");
+    let counts = |h: &shared::api::History| -> Vec<(u64, u32)> {
+        h.read_by.iter().map(|r| (r.seq, r.count)).collect()
+    };
+    let history = relay.history(&a.token, &path).await;
+    assert_eq!(history.messages.len(), 4);
+    assert_eq!(
+        counts(&history),
+        [(1, 2), (2, 2), (3, 1)],
+        "alice's own only"
+    );
+    // Bob reads on: alice hears it (from 2), and the count follows.
+    bob.send(&ClientFrame::Read { to: group, seq: 4 }).await;
+    match alice.recv_where(receipt).await {
+        ServerFrame::ReadReceipt { prev_seq, seq, .. } => assert_eq!((prev_seq, seq), (Some(2), 4)),
+        _ => unreachable!(),
+    }
+    let history = relay.history(&a.token, &path).await;
+    assert_eq!(counts(&history), [(1, 2), (2, 2), (3, 2)]);
+    let history = relay.history(&b.token, &path).await;
+    assert_eq!(counts(&history), [(4, 0)], "nobody else read bob's yet");
     relay.stop().await;
 }

@@ -83,8 +83,9 @@ async fn a_reload_is_not_a_departure() {
     let bob = relay.login(&b).await;
     assert!(presence_of(&mut alice, b.user_id).await);
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _bob = relay.login(&b).await; // back within the grace period
+    // Bob's socket is gone (he is in his grace period)…
+    relay.wait_metric("ferrochat_users_online", 1).await;
+    let _bob = relay.login(&b).await; // …and back within it
     no_presence(&mut alice, Duration::from_millis(1500)).await;
     relay.stop().await;
 }

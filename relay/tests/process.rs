@@ -35,8 +35,18 @@ async fn a_second_relay_on_the_same_database_refuses_to_start_and_the_first_keep
     let status = exited(&mut second).await;
     assert!(!status.success(), "the second relay exited with {status}");
     let mut said = String::new();
-    second.stdout.take().unwrap().read_to_string(&mut said).unwrap();
-    second.stderr.take().unwrap().read_to_string(&mut said).unwrap();
+    second
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
     assert!(
         said.contains(&path.display().to_string()) && said.contains("in use by another process"),
         "the error names the database: {said}"
@@ -52,7 +62,12 @@ async fn a_second_relay_on_the_same_database_refuses_to_start_and_the_first_keep
 
 /// Chats keyed `c-{i}` for `i` in `range`, the one at `fatal` with the
 /// body that kills a thread; sent without waiting.
-async fn stream(alice: &mut Client, to: shared::UserId, range: std::ops::Range<usize>, fatal: usize) {
+async fn stream(
+    alice: &mut Client,
+    to: shared::UserId,
+    range: std::ops::Range<usize>,
+    fatal: usize,
+) {
     for i in range {
         let body = if i == fatal {
             "boom".to_string()

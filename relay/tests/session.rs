@@ -171,7 +171,10 @@ async fn logout_revokes_the_token_and_closes_its_sockets() {
 async fn expired_tokens_do_not_log_in() {
     let relay = TestRelay::start(&["--token-ttl", "300ms"]).await;
     let s = relay.register("alice").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the token expires", || async {
+        (relay.get("/api/me", Some(&s.token)).await.0 == 401).then_some(())
+    })
+    .await;
     let mut c = relay.connect().await;
     c.send(&ClientFrame::Login {
         token: s.token.clone(),

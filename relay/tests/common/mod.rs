@@ -112,6 +112,19 @@ impl TestRelay {
         token: Option<&str>,
         body: Option<String>,
     ) -> (u16, Value, hyper::HeaderMap) {
+        self.try_request(method, path, token, body)
+            .await
+            .expect("HTTP")
+    }
+
+    /// [`TestRelay::request`], or `None` if the connection failed.
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> Option<(u16, Value, hyper::HeaderMap)> {
         let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         // `connection: close`, so the relay's connection count is exact the
         // moment a response arrives (the connection cap tests count them).
@@ -131,13 +144,13 @@ impl TestRelay {
         let res = tokio::time::timeout(WAIT, client.request(req))
             .await
             .expect("HTTP in time")
-            .expect("HTTP");
+            .ok()?;
         let status = res.status().as_u16();
         let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let bytes = res.into_body().collect().await.ok()?.to_bytes();
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value, headers)
+        Some((status, value, headers))
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -189,14 +202,33 @@ impl TestRelay {
 
     /// A metric's current value.
     pub async fn metric(&self, name: &str) -> i64 {
-        let (_, body) = self.get("/metrics", None).await;
+        self.try_metric(name).await.expect("/metrics answers")
+    }
+
+    /// A metric's current value, or `None` if `/metrics` did not answer
+    /// 200 (a connection cap full of test sockets, say).
+    pub async fn try_metric(&self, name: &str) -> Option<i64> {
+        let (status, body, _) = self.try_request("GET", "/metrics", None, None).await?;
+        if status != 200 {
+            return None;
+        }
         let text = body.as_str().expect("metrics text").to_string();
-        text.lines()
+        let value = text
+            .lines()
             .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
             .unwrap_or_else(|| panic!("no metric {name}"))
             .trim()
             .parse()
-            .unwrap()
+            .unwrap();
+        Some(value)
+    }
+
+    /// Waits until a metric reads `value`.
+    pub async fn wait_metric(&self, name: &str, value: i64) {
+        eventually(&format!("{name} == {value}"), || async {
+            (self.try_metric(name).await == Some(value)).then_some(())
+        })
+        .await
     }
 
     /// Creates a group owned by `owner` and adds `members` by username.
