@@ -10,9 +10,9 @@
 //! path and nothing is shown twice.
 
 use serde::{Deserialize, Serialize};
-use shared::api::{ConversationSummary, GroupInfo, History, MessageView};
+use shared::api::{ConversationSummary, GroupInfo, GroupSummary, History};
 use shared::{
-    ChatPush, ChatSend, ClientFrame, Content, ErrorFrame, GroupEvent, GroupEventKind, GroupId,
+    ChatMessage, ChatSend, ClientFrame, Content, ErrorFrame, GroupEvent, GroupEventKind, GroupId,
     MsgId, Target, UserId,
 };
 use std::collections::BTreeMap;
@@ -179,37 +179,20 @@ impl Message {
         }
     }
 
-    /// A message as the history API or the conversation list returns it.
-    pub fn from_view(v: &MessageView, me: UserId) -> Message {
-        let mine = v.from_id == me;
+    /// A message as the relay sends it: pushed (type 80), in a history
+    /// page or as a conversation's last message. The one mapping from the
+    /// wire shape: ours (`from_id == me`, possibly from another tab) start
+    /// as sent, theirs as received.
+    pub fn from_chat(m: &ChatMessage, me: UserId) -> Message {
+        let mine = m.from_id == me;
         Message {
-            msg_id: Some(v.msg_id),
-            client_msg_id: v.client_msg_id.clone(),
-            from_id: v.from_id,
-            from_name: v.from_name.clone(),
-            body: v.content.body.clone(),
-            ts: v.ts,
-            seq: v.seq,
-            mine,
-            state: if mine {
-                MsgState::Sent
-            } else {
-                MsgState::Received
-            },
-            last_sent_at: 0,
-            error: None,
-        }
-    }
-
-    fn from_push(p: &ChatPush, mine: bool) -> Message {
-        Message {
-            msg_id: Some(p.msg_id),
-            client_msg_id: p.client_msg_id.clone(),
-            from_id: p.from_id,
-            from_name: p.from_name.clone(),
-            body: p.content.body.clone(),
-            ts: p.ts,
-            seq: p.seq,
+            msg_id: Some(m.msg_id),
+            client_msg_id: m.client_msg_id.clone(),
+            from_id: m.from_id,
+            from_name: m.from_name.clone(),
+            body: m.content.body.clone(),
+            ts: m.ts,
+            seq: m.seq,
             mine,
             state: if mine {
                 MsgState::Sent
@@ -674,7 +657,7 @@ impl Chat {
 
     /// A pushed CHAT (already acked by the connection). Deduped by `msgId`;
     /// our own echoes (from another tab) are merged by `clientMsgId`.
-    pub fn on_push(&mut self, p: &ChatPush) -> PushOutcome {
+    pub fn on_push(&mut self, p: &ChatMessage) -> PushOutcome {
         let Some(me) = self.me else {
             return PushOutcome::Ignored;
         };
@@ -699,7 +682,7 @@ impl Chat {
             c.name.clone_from(&p.from_name);
         }
         let counted = p.seq <= c.last_seq;
-        let outcome = c.upsert(Message::from_push(p, mine), false);
+        let outcome = c.upsert(Message::from_chat(p, me), false);
         if outcome == Upsert::Duplicate {
             return PushOutcome::Duplicate;
         }
@@ -997,7 +980,7 @@ impl Chat {
                 meta.gone = None;
             }
             if let Some(v) = &s.last_message {
-                c.upsert(Message::from_view(v, me), false);
+                c.upsert(Message::from_chat(v, me), false);
                 c.last_activity = c.last_activity.max(v.ts);
             }
             // Pushed after the server counted: on top of its count.
@@ -1054,7 +1037,7 @@ impl Chat {
             return; // stale: an answer for an older state of the list
         }
         for v in &page.messages {
-            c.upsert(Message::from_view(v, me), true);
+            c.upsert(Message::from_chat(v, me), true);
         }
         let Some(first) = page.messages.first().map(|m| m.seq) else {
             if before.is_some() {
@@ -1137,6 +1120,20 @@ impl Chat {
         for m in &info.members {
             meta.set_read(m.user_id, m.read_seq);
         }
+    }
+
+    /// A group change we made (create, join, add, rename) answered with
+    /// the group's summary: name, owner, visibility and member count. We
+    /// are a member (we just acted as one), so a read-only group becomes
+    /// writable again. The member list is reloaded separately.
+    pub fn set_group_summary(&mut self, g: &GroupSummary, now: i64) {
+        let c = self.conv_mut(ConvKey::Group(g.group_id), &g.name, now);
+        c.name.clone_from(&g.name);
+        let meta = c.group.get_or_insert_with(GroupMeta::default);
+        meta.owner_id = Some(g.owner_id);
+        meta.public = g.public;
+        meta.member_count = g.member_count;
+        meta.gone = None;
     }
 
     /// We left a group: it disappears.
@@ -1372,8 +1369,15 @@ mod tests {
         .into()
     }
 
-    fn push(id: u128, from: UserId, to: UserId, ts: i64, seq: u64, cid: Option<&str>) -> ChatPush {
-        ChatPush {
+    fn push(
+        id: u128,
+        from: UserId,
+        to: UserId,
+        ts: i64,
+        seq: u64,
+        cid: Option<&str>,
+    ) -> ChatMessage {
+        ChatMessage {
             msg_id: mid(id),
             from_id: from,
             from_name: name_of(from),
@@ -1385,30 +1389,18 @@ mod tests {
         }
     }
 
-    fn gpush(id: u128, from: UserId, seq: u64) -> ChatPush {
-        ChatPush {
+    fn gpush(id: u128, from: UserId, seq: u64) -> ChatMessage {
+        ChatMessage {
             to: Target::Group(G),
             ..push(id, from, ME, seq as i64 * 10, seq, None)
         }
     }
 
-    fn view(id: u128, from: UserId, seq: u64, to: Target) -> MessageView {
-        MessageView {
-            msg_id: mid(id),
-            seq,
-            from_id: from,
-            from_name: name_of(from),
-            to_id: match to {
-                Target::User(u) => Some(u),
-                Target::Group(_) => None,
-            },
-            group_id: match to {
-                Target::Group(g) => Some(g),
-                Target::User(_) => None,
-            },
-            content: Content::text(format!("body {id}")),
-            ts: seq as i64 * 10,
+    fn view(id: u128, from: UserId, seq: u64, to: Target) -> ChatMessage {
+        ChatMessage {
+            to,
             client_msg_id: None,
+            ..push(id, from, ME, seq as i64 * 10, seq, None)
         }
     }
 
@@ -1419,6 +1411,7 @@ mod tests {
                 .map(|s| view(1_000 + u128::from(s), BOB, s, Target::User(ME)))
                 .collect(),
             has_more,
+            read_by: vec![],
         }
     }
 
@@ -1489,6 +1482,7 @@ mod tests {
                     online: false,
                 })
                 .collect(),
+            next: None,
         }
     }
 
@@ -1853,6 +1847,7 @@ mod tests {
             &History {
                 messages: vec![v],
                 has_more: false,
+                read_by: vec![],
             },
         );
         let m = msgs(&c, KB);
@@ -1925,7 +1920,7 @@ mod tests {
         // who leaves no longer does.
         let mut d = chat();
         d.set_group_info(&group_info(&[(ME, 0), (BOB, 5), (CAROL, 0)]), 0);
-        d.on_push(&ChatPush {
+        d.on_push(&ChatMessage {
             from_id: ME,
             from_name: "me".into(),
             ..gpush(2, ME, 4)

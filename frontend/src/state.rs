@@ -179,10 +179,17 @@ pub enum Action {
         /// The page.
         page: History,
     },
-    /// A group's details (`GET /api/groups/{id}` or a mutation's answer).
+    /// A group's details (`GET /api/groups/{id}`).
     Group {
-        /// The group.
+        /// The group and its first page of members.
         info: GroupInfo,
+        /// Local time.
+        now: i64,
+    },
+    /// A group change we made was answered (create, join, add, rename).
+    GroupChanged {
+        /// The group as it is now.
+        summary: GroupSummary,
         /// Open it (just created or joined).
         open: bool,
         /// Local time.
@@ -473,12 +480,16 @@ impl State {
                 self.chat.merge_history(key, before, &page);
                 self.chat_rev += 1;
             }
-            Action::Group { info, open, now } => {
+            Action::Group { info, now } => {
                 self.chat.set_group_info(&info, now);
                 self.chat_rev += 1;
+            }
+            Action::GroupChanged { summary, open, now } => {
+                self.chat.set_group_summary(&summary, now);
+                self.chat_rev += 1;
                 if open {
-                    let key = ConvKey::Group(info.summary.group_id);
-                    self.open(key, &info.summary.name, now);
+                    let key = ConvKey::Group(summary.group_id);
+                    self.open(key, &summary.name, now);
                     self.group_query.clear();
                     self.group_results.clear();
                 }
@@ -591,7 +602,7 @@ mod tests {
     use super::*;
     use crate::model::{MsgState, SEND_TIMEOUT_MS, TYPING_SHOW_MS};
     use shared::api::{GroupSummary, MemberInfo};
-    use shared::{ChatPush, Content, GroupEvent, GroupEventKind, MsgId, Target};
+    use shared::{ChatMessage, Content, GroupEvent, GroupEventKind, MsgId, Target};
 
     const KB: ConvKey = ConvKey::User(UserId(2));
     const KG: ConvKey = ConvKey::Group(GroupId(7));
@@ -664,7 +675,7 @@ mod tests {
     }
 
     fn bob_says(id: u128, seq: u64) -> ServerFrame {
-        ServerFrame::Chat(ChatPush {
+        ServerFrame::Chat(ChatMessage {
             msg_id: MsgId::from_u128(id),
             from_id: UserId(2),
             from_name: "bob".into(),
@@ -703,6 +714,7 @@ mod tests {
                     online: true,
                 },
             ],
+            next: None,
         }
     }
 
@@ -845,6 +857,7 @@ mod tests {
             ServerFrame::ReadReceipt {
                 by_id: UserId(2),
                 to: Target::User(UserId(1)),
+                prev_seq: Some(0),
                 seq: 1,
                 ts: 7,
             },
@@ -951,13 +964,20 @@ mod tests {
         assert_eq!(s.chat.read_candidate(), None);
         let s = reduce(
             &s,
-            Action::Group {
-                info: group_info(),
+            Action::GroupChanged {
+                summary: group_info().summary,
                 open: true,
                 now: 5,
             },
         );
         assert_eq!(s.screen, Screen::Chat);
+        let s = reduce(
+            &s,
+            Action::Group {
+                info: group_info(),
+                now: 6,
+            },
+        );
         assert_eq!(s.chat.active, Some(KG));
         let s = reduce(&s, Action::ShowMembers(true));
         let c = s.chat.conversation(KG).unwrap();
@@ -994,7 +1014,6 @@ mod tests {
             &s,
             Action::Group {
                 info: group_info(),
-                open: false,
                 now: 5,
             },
         );
@@ -1038,6 +1057,7 @@ mod tests {
                 page: History {
                     messages: vec![],
                     has_more: false,
+                    read_by: vec![],
                 },
             },
         );
@@ -1090,7 +1110,7 @@ mod tests {
 
     /// The echo of a message "me" (user 1) sent from another tab.
     fn my_echo(id: u128, to: i64, seq: u64, cid: &str) -> ServerFrame {
-        ServerFrame::Chat(ChatPush {
+        ServerFrame::Chat(ChatMessage {
             msg_id: MsgId::from_u128(id),
             from_id: UserId(1),
             from_name: "me".into(),

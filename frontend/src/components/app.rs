@@ -18,7 +18,7 @@ use crate::services::ws::{Connection, Hooks};
 use crate::services::{new_client_msg_id, now_ms};
 use crate::state::{Action, ConnStatus, Screen, State};
 use gloo_timers::callback::{Interval, Timeout};
-use shared::api::{GroupInfo, GroupSummary, Session, UserSummary};
+use shared::api::{GroupSummary, Session, UserSummary};
 use shared::{ChatSend, ClientFrame, Content, GroupId};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -413,23 +413,29 @@ pub fn app() -> Html {
         |token, q| async move { http::find_groups(&token, &q).await },
         |query, groups| Action::GroupResults { query, groups },
     );
+    // A group change answered with the group's summary. The member list is
+    // not in it: opening the group loads it, else it is reloaded here.
     let on_group = {
-        let state = state.clone();
+        let (state, sync) = (state.clone(), sync.clone());
         move |open: bool| {
-            let state = state.clone();
-            Callback::from(move |info: GroupInfo| {
-                state.dispatch(Action::Group {
-                    info,
+            let (state, sync) = (state.clone(), sync.clone());
+            Callback::from(move |summary: GroupSummary| {
+                let id = summary.group_id;
+                state.dispatch(Action::GroupChanged {
+                    summary,
                     open,
                     now: now_ms(),
-                })
+                });
+                if !open {
+                    sync.group(id);
+                }
             })
         }
     };
     let on_created = {
         let (state, opened) = (state.clone(), on_group(true));
-        Callback::from(move |info: GroupInfo| {
-            opened.emit(info);
+        Callback::from(move |summary: GroupSummary| {
+            opened.emit(summary);
             // A new group is empty: show the member panel to add people.
             state.dispatch(Action::ShowMembers(true));
         })

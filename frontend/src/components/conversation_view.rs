@@ -7,7 +7,7 @@ use super::message_list::MessageList;
 use super::typing_indicator::TypingIndicator;
 use super::{avatar, group_avatar};
 use crate::model::{ConvKey, Conversation};
-use shared::api::GroupInfo;
+use shared::api::GroupSummary;
 use shared::{GroupId, UserId};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -44,7 +44,7 @@ pub struct Props {
     /// Show or hide the member panel.
     pub on_members: Callback<bool>,
     /// A group changed (answer of a group call).
-    pub on_group_info: Callback<GroupInfo>,
+    pub on_group_info: Callback<GroupSummary>,
     /// We left the group.
     pub on_left: Callback<GroupId>,
 }

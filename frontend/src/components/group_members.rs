@@ -4,7 +4,7 @@
 use super::avatar;
 use crate::model::Conversation;
 use crate::services::http::{self, capitalize, group_error_text};
-use shared::api::GroupInfo;
+use shared::api::GroupSummary;
 use shared::{GroupId, UserId};
 use std::rc::Rc;
 use web_sys::HtmlInputElement;
@@ -24,8 +24,9 @@ pub struct Props {
     pub token: AttrValue,
     /// Everyone known to be online.
     pub online: Rc<Vec<UserId>>,
-    /// The group changed (answer of add or rename).
-    pub on_info: Callback<GroupInfo>,
+    /// The group changed (answer of add or rename): the app applies the
+    /// summary and reloads the members.
+    pub on_info: Callback<GroupSummary>,
     /// We left.
     pub on_left: Callback<GroupId>,
     /// Close the panel.

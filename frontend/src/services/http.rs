@@ -242,8 +242,12 @@ pub async fn group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
     call_json("GET", &format!("/api/groups/{id}"), Some(token), None).await
 }
 
-/// `POST /api/groups`.
-pub async fn create_group(token: &str, name: &str, public: bool) -> Result<GroupInfo, ApiFailure> {
+/// `POST /api/groups`: answers with the new group's summary.
+pub async fn create_group(
+    token: &str,
+    name: &str,
+    public: bool,
+) -> Result<GroupSummary, ApiFailure> {
     let body = json(&NewGroup {
         name: name.to_owned(),
         public,
@@ -260,12 +264,16 @@ pub async fn find_groups(token: &str, prefix: &str) -> Result<Vec<GroupSummary>,
 }
 
 /// `POST /api/groups/{id}/join`.
-pub async fn join_group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
+pub async fn join_group(token: &str, id: GroupId) -> Result<GroupSummary, ApiFailure> {
     call_json("POST", &format!("/api/groups/{id}/join"), Some(token), None).await
 }
 
 /// `POST /api/groups/{id}/members`.
-pub async fn add_member(token: &str, id: GroupId, username: &str) -> Result<GroupInfo, ApiFailure> {
+pub async fn add_member(
+    token: &str,
+    id: GroupId,
+    username: &str,
+) -> Result<GroupSummary, ApiFailure> {
     let body = json(&Invite {
         username: username.to_owned(),
     });
@@ -291,7 +299,11 @@ pub async fn leave_group(token: &str, id: GroupId) -> Result<(), ApiFailure> {
 }
 
 /// `PATCH /api/groups/{id}`.
-pub async fn rename_group(token: &str, id: GroupId, name: &str) -> Result<GroupInfo, ApiFailure> {
+pub async fn rename_group(
+    token: &str,
+    id: GroupId,
+    name: &str,
+) -> Result<GroupSummary, ApiFailure> {
     let body = json(&RenameGroup {
         name: name.to_owned(),
     });

@@ -65,7 +65,6 @@ impl Sync {
             match http::group(&s.token, id).await {
                 Ok(info) => s.dispatch.emit(Action::Group {
                     info,
-                    open: false,
                     now: now_ms(),
                 }),
                 Err(e) => s.failed(&e),
