@@ -1,0 +1,285 @@
+//! Groups beyond their messages: owner, members, our membership, and the
+//! GROUP_EVENT (100) frames that change them.
+
+use super::{Chat, ConvKey};
+use shared::api::{GroupInfo, GroupSummary};
+use shared::{GroupEvent, GroupEventKind, GroupId, UserId};
+
+/// A group member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The user.
+    pub user_id: UserId,
+    /// Their username.
+    pub username: String,
+    /// Whether they own the group.
+    pub owner: bool,
+}
+
+/// What we know about a group beyond its messages (not cached: reloaded
+/// from the server).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupMeta {
+    /// The owner.
+    pub owner_id: Option<UserId>,
+    /// Whether anyone may join.
+    pub public: bool,
+    /// Member count (from the last summary or event).
+    pub member_count: u32,
+    /// Members, owner first, then by username; empty until loaded with
+    /// `GET /api/groups/{id}`.
+    pub members: Vec<Member>,
+    /// Members' read cursors (from `GET /api/groups/{id}` and 71 frames).
+    pub reads: Vec<(UserId, u64)>,
+    /// Set when we are no longer a member: the conversation is read-only
+    /// and this says why.
+    pub gone: Option<String>,
+}
+
+impl GroupMeta {
+    /// A member's read cursor.
+    pub fn read_seq(&self, user: UserId) -> u64 {
+        self.reads
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map_or(0, |(_, s)| *s)
+    }
+
+    /// Moves a member's read cursor forward; whether it moved.
+    pub(super) fn set_read(&mut self, user: UserId, seq: u64) -> bool {
+        match self.reads.iter_mut().find(|(u, _)| *u == user) {
+            Some((_, s)) if *s >= seq => false,
+            Some((_, s)) => {
+                *s = seq;
+                true
+            }
+            None => {
+                self.reads.push((user, seq));
+                true
+            }
+        }
+    }
+}
+
+impl Chat {
+    /// `GET /api/groups/{id}` (or a group mutation's answer): name, owner,
+    /// members and their read cursors.
+    pub fn set_group_info(&mut self, info: &GroupInfo, now: i64) {
+        let key = ConvKey::Group(info.summary.group_id);
+        let me = self.me;
+        let c = self.conv_mut(key, &info.summary.name, now);
+        c.name.clone_from(&info.summary.name);
+        let meta = c.group.get_or_insert_with(GroupMeta::default);
+        meta.owner_id = Some(info.summary.owner_id);
+        meta.public = info.summary.public;
+        meta.member_count = info.summary.member_count;
+        meta.members = info
+            .members
+            .iter()
+            .map(|m| Member {
+                user_id: m.user_id,
+                username: m.username.clone(),
+                owner: m.owner,
+            })
+            .collect();
+        if info.members.iter().any(|m| Some(m.user_id) == me) {
+            meta.gone = None; // (re)joined
+        }
+        meta.reads
+            .retain(|(u, _)| info.members.iter().any(|m| m.user_id == *u));
+        for m in &info.members {
+            meta.set_read(m.user_id, m.read_seq);
+        }
+    }
+
+    /// A group change we made (create, join, add, rename) answered with
+    /// the group's summary: name, owner, visibility and member count. We
+    /// are a member (we just acted as one), so a read-only group becomes
+    /// writable again. The member list is reloaded separately.
+    pub fn set_group_summary(&mut self, g: &GroupSummary, now: i64) {
+        let c = self.conv_mut(ConvKey::Group(g.group_id), &g.name, now);
+        c.name.clone_from(&g.name);
+        let meta = c.group.get_or_insert_with(GroupMeta::default);
+        meta.owner_id = Some(g.owner_id);
+        meta.public = g.public;
+        meta.member_count = g.member_count;
+        meta.gone = None;
+    }
+
+    /// We left a group: it disappears.
+    pub fn remove_group(&mut self, g: GroupId) -> bool {
+        let key = ConvKey::Group(g);
+        if self.active == Some(key) {
+            self.active = None;
+        }
+        self.typing.retain(|t| t.key != key);
+        self.conversations.remove(&key).is_some()
+    }
+
+    /// GROUP_EVENT (100). Returns whether anything changed and, when the
+    /// event is about us leaving or being removed, a notice for the user.
+    pub fn on_group_event(&mut self, e: &GroupEvent, now: i64) -> (bool, Option<String>) {
+        let Some(me) = self.me else {
+            return (false, None);
+        };
+        let key = ConvKey::Group(e.group_id);
+        let about_me = e.user_id == Some(me);
+        let name = e
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("group {}", e.group_id));
+        use GroupEventKind as K;
+        match e.kind {
+            K::Created | K::MemberAdded | K::MemberJoined if about_me => {
+                let c = self.conv_mut(key, &name, now);
+                if let Some(g) = c.group.as_mut() {
+                    g.gone = None;
+                }
+            }
+            K::MemberLeft if about_me => {
+                let had = self.remove_group(e.group_id);
+                return (had, had.then(|| format!("You left {name}.")));
+            }
+            K::MemberRemoved if about_me => {
+                let Some(c) = self.existing_mut(key) else {
+                    return (false, None);
+                };
+                let g = c.group.get_or_insert_with(GroupMeta::default);
+                let why = format!("You were removed from {name}.");
+                g.gone = Some(why.clone());
+                g.members.clear();
+                self.typing.retain(|t| t.key != key);
+                return (true, Some(why));
+            }
+            _ => {}
+        }
+        let Some(c) = self.existing_mut(key) else {
+            return (false, None);
+        };
+        if e.name.is_some() && c.name != name {
+            c.name = name;
+        }
+        let Some(g) = c.group.as_mut() else {
+            return (true, None);
+        };
+        match (e.kind, e.user_id) {
+            (K::MemberAdded | K::MemberJoined, Some(u))
+                if !g.members.iter().any(|m| m.user_id == u) =>
+            {
+                g.member_count += 1;
+                if !g.members.is_empty() {
+                    let m = Member {
+                        user_id: u,
+                        username: e.username.clone().unwrap_or_else(|| format!("user {u}")),
+                        owner: false,
+                    };
+                    let at = g
+                        .members
+                        .partition_point(|x| x.owner || x.username < m.username);
+                    g.members.insert(at, m);
+                }
+            }
+            (K::MemberLeft | K::MemberRemoved, Some(u)) => {
+                if let Some(i) = g.members.iter().position(|m| m.user_id == u) {
+                    g.members.remove(i);
+                }
+                g.member_count = g.member_count.saturating_sub(1);
+                g.reads.retain(|(x, _)| *x != u);
+                self.typing.retain(|t| !(t.key == key && t.user == u));
+            }
+            (K::OwnerChanged, Some(u)) => {
+                g.owner_id = Some(u);
+                for m in &mut g.members {
+                    m.owner = m.user_id == u;
+                }
+                // Owner first, the rest by username (the old owner, if
+                // still here, goes back among them).
+                if let Some(i) = g.members.iter().position(|m| m.owner) {
+                    let owner = g.members.remove(i);
+                    if !g.members.is_empty() {
+                        let old = g.members.remove(0);
+                        let at = g.members.partition_point(|m| m.username < old.username);
+                        g.members.insert(at, old);
+                    }
+                    g.members.insert(0, owner);
+                }
+            }
+            _ => {}
+        }
+        (true, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use shared::GroupEventKind;
+
+    fn event(kind: GroupEventKind, user: UserId, name: &str) -> GroupEvent {
+        GroupEvent {
+            group_id: G,
+            kind,
+            user_id: Some(user),
+            username: Some(name_of(user)),
+            by_id: Some(ME),
+            name: Some(name.into()),
+        }
+    }
+
+    #[test]
+    fn group_events_update_members_names_and_our_membership() {
+        use GroupEventKind as K;
+        let mut c = chat();
+        // Added by someone: the group appears.
+        assert!(c.on_group_event(&event(K::MemberAdded, ME, "team"), 5).0);
+        assert_eq!(conv(&c, KG).name, "team");
+        c.set_group_info(&group_info(&[(ME, 0), (BOB, 0)]), 6);
+        c.on_group_event(&event(K::MemberJoined, CAROL, "team"), 7);
+        let names = |c: &Chat| -> Vec<String> {
+            conv(c, KG)
+                .group
+                .as_ref()
+                .unwrap()
+                .members
+                .iter()
+                .map(|m| m.username.clone())
+                .collect()
+        };
+        assert_eq!(names(&c), ["me", "bob", "carol"]);
+        assert_eq!(conv(&c, KG).group.as_ref().unwrap().member_count, 3);
+        c.on_group_event(&event(K::MemberJoined, CAROL, "team"), 7);
+        assert_eq!(
+            conv(&c, KG).group.as_ref().unwrap().member_count,
+            3,
+            "twice is once"
+        );
+        c.on_group_event(&event(K::Renamed, ME, "dream team"), 8);
+        assert_eq!(conv(&c, KG).name, "dream team");
+        c.on_group_event(&event(K::OwnerChanged, BOB, "dream team"), 9);
+        assert!(conv(&c, KG).is_owner(BOB));
+        assert_eq!(names(&c), ["bob", "carol", "me"], "owner first");
+        // Removed: read-only with a notice; nothing can be sent.
+        c.open(KG, "", 10);
+        let (changed, notice) = c.on_group_event(&event(K::MemberRemoved, ME, "dream team"), 11);
+        assert!(changed);
+        assert!(notice.unwrap().contains("removed"));
+        assert!(conv(&c, KG).read_only());
+        assert_eq!(c.read_candidate(), None);
+        assert!(c
+            .queue_outgoing(KG, "dream team", "x".into(), "hi".into(), 12)
+            .is_none());
+        // Kept by a later list (read-only) until we leave for good.
+        c.apply_summaries(&[]);
+        assert!(c.conversation(KG).is_some());
+        // Joining again (a public group) makes it writable again.
+        c.set_group_info(&group_info(&[(BOB, 0), (ME, 0)]), 12);
+        assert!(!conv(&c, KG).read_only());
+        c.on_group_event(&event(K::MemberRemoved, ME, "dream team"), 13);
+        assert!(conv(&c, KG).read_only());
+        let (changed, notice) = c.on_group_event(&event(K::MemberLeft, ME, "dream team"), 14);
+        assert!(changed && notice.unwrap().contains("left"));
+        assert!(c.conversation(KG).is_none());
+        assert_eq!(c.active, None);
+    }
+}

@@ -1,0 +1,194 @@
+//! The chat domain: conversations (one-to-one and groups), messages and the
+//! rules that move a message through its states, read cursors, unread
+//! counts, history pages and typing notices. Pure Rust (no browser APIs), so
+//! `cargo test` covers it.
+//!
+//! Within a conversation messages are ordered by the relay's `seq` (ours
+//! that are not numbered yet come last, in the order they were written) and
+//! keyed by `msgId` (by `clientMsgId` before the relay assigned one), so
+//! history pages, live pushes and our own echoes all go through one upsert
+//! path and nothing is shown twice.
+//!
+//! One concern per file:
+//! - [`message`]: a message, its states, the one mapping from the wire;
+//! - [`conversation`]: a conversation's messages, cursors, and pushes;
+//! - [`sending`]: our outgoing messages up to delivered, failed, retried;
+//! - [`receipts`]: read cursors, ours and the others';
+//! - [`history`]: the conversation list and history pages;
+//! - [`group`]: group details, members and group events;
+//! - [`typing`]: typing notices;
+//! - [`cache`]: the localStorage cache.
+
+mod cache;
+mod conversation;
+mod group;
+mod history;
+mod message;
+mod receipts;
+mod sending;
+mod typing;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use cache::{ChatCache, CACHED_MESSAGES_PER_CONVERSATION};
+pub use conversation::{Conversation, HistoryState, PushOutcome};
+pub use group::{GroupMeta, Member};
+pub use history::HISTORY_PAGE;
+pub use message::{Message, MsgState};
+pub use sending::SEND_TIMEOUT_MS;
+pub use typing::{Typing, TYPING_SHOW_MS};
+
+use serde::{Deserialize, Serialize};
+use shared::{GroupId, MsgId, Target, UserId};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Upper bound of messages kept in memory per conversation (older ones are
+/// dropped and can be loaded again from the server).
+pub const MAX_MESSAGES_PER_CONVERSATION: usize = 2_000;
+
+/// A conversation: with one user, or a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvKey {
+    /// One-to-one, with this peer.
+    User(UserId),
+    /// A group.
+    Group(GroupId),
+}
+
+impl ConvKey {
+    /// The frame target for this conversation.
+    pub fn target(self) -> Target {
+        match self {
+            ConvKey::User(u) => Target::User(u),
+            ConvKey::Group(g) => Target::Group(g),
+        }
+    }
+
+    /// Whether it is a group.
+    pub fn is_group(self) -> bool {
+        matches!(self, ConvKey::Group(_))
+    }
+
+    /// A string unique among conversations (list keys).
+    pub fn id_string(self) -> String {
+        match self {
+            ConvKey::User(u) => format!("u{u}"),
+            ConvKey::Group(g) => format!("g{g}"),
+        }
+    }
+}
+
+/// Everything the signed-in user sees of their chats.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chat {
+    /// The signed-in user.
+    pub me: Option<UserId>,
+    /// Their username.
+    pub my_name: String,
+    /// One per peer or group.
+    pub conversations: BTreeMap<ConvKey, Rc<Conversation>>,
+    /// The conversation on screen.
+    pub active: Option<ConvKey>,
+    /// Whether the page is visible (`document.visibilityState`): messages
+    /// in the open conversation count as read only then.
+    pub visible: bool,
+    /// Who is typing where.
+    pub typing: Vec<Typing>,
+    /// 92s that arrived before the 81 of their message.
+    early_receipts: Vec<MsgId>,
+}
+
+impl Chat {
+    /// An empty chat for a user.
+    pub fn new(me: UserId, my_name: impl Into<String>) -> Self {
+        Chat {
+            me: Some(me),
+            my_name: my_name.into(),
+            visible: true,
+            ..Chat::default()
+        }
+    }
+
+    /// A conversation by key.
+    pub fn conversation(&self, key: ConvKey) -> Option<&Rc<Conversation>> {
+        self.conversations.get(&key)
+    }
+
+    /// The open conversation.
+    pub fn active_conversation(&self) -> Option<&Rc<Conversation>> {
+        self.active.and_then(|k| self.conversations.get(&k))
+    }
+
+    /// Conversations, most recently active first.
+    pub fn sorted_conversations(&self) -> Vec<Rc<Conversation>> {
+        let mut v: Vec<_> = self.conversations.values().cloned().collect();
+        v.sort_by(|a, b| {
+            b.last_activity
+                .cmp(&a.last_activity)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        v
+    }
+
+    /// Total unread across conversations.
+    pub fn total_unread(&self) -> u32 {
+        self.conversations.values().map(|c| c.unread).sum()
+    }
+
+    /// Whether a conversation is on screen now.
+    fn on_screen(&self, key: ConvKey) -> bool {
+        self.visible && self.active == Some(key)
+    }
+
+    fn conv_mut(&mut self, key: ConvKey, name: &str, now: i64) -> &mut Conversation {
+        let rc = self
+            .conversations
+            .entry(key)
+            .or_insert_with(|| Rc::new(Conversation::new(key, name, now)));
+        Rc::make_mut(rc)
+    }
+
+    fn existing_mut(&mut self, key: ConvKey) -> Option<&mut Conversation> {
+        self.conversations.get_mut(&key).map(Rc::make_mut)
+    }
+
+    /// Finds a message of ours by `clientMsgId` in any conversation.
+    fn find_mine(&self, client_msg_id: &str) -> Option<(ConvKey, usize)> {
+        self.conversations
+            .iter()
+            .find_map(|(k, c)| c.index_of_mine(client_msg_id).map(|i| (*k, i)))
+    }
+
+    fn find_msg(&self, id: &MsgId) -> Option<(ConvKey, usize)> {
+        self.conversations
+            .iter()
+            .find_map(|(k, c)| c.index_of_msg_id(id).map(|i| (*k, i)))
+    }
+
+    /// Opens (creating if needed) a conversation. It is marked read by
+    /// [`Chat::mark_read`] once its messages are on screen.
+    pub fn open(&mut self, key: ConvKey, name: &str, now: i64) {
+        if Some(key) == self.me.map(ConvKey::User) {
+            return;
+        }
+        let c = self.conv_mut(key, name, now);
+        if !name.is_empty() && (c.name != name) {
+            c.name = name.to_string();
+        }
+        self.active = Some(key);
+    }
+
+    /// Learns usernames for conversations that only had a placeholder.
+    pub fn learn_names(&mut self, users: &[shared::api::UserSummary]) {
+        for u in users {
+            if let Some(rc) = self.conversations.get_mut(&ConvKey::User(u.user_id)) {
+                if rc.name != u.username {
+                    Rc::make_mut(rc).name.clone_from(&u.username);
+                }
+            }
+        }
+    }
+}
