@@ -17,7 +17,7 @@ use crate::services::throttle::{Throttle, READ_INTERVAL_MS, TYPING_INTERVAL_MS};
 use crate::services::ws::{Connection, Hooks};
 use crate::services::{new_client_msg_id, now_ms};
 use crate::state::{Action, ConnStatus, Screen, State};
-use gloo_timers::callback::{Interval, Timeout};
+use gloo_timers::callback::Timeout;
 use shared::api::{GroupSummary, Session, UserSummary};
 use shared::{ChatSend, ClientFrame, Content, GroupId};
 use std::cell::RefCell;
@@ -28,8 +28,6 @@ use web_sys::VisibilityState;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
-/// How often the online list is refreshed.
-const ONLINE_POLL_MS: u32 = 10_000;
 /// Wait this long after the last keystroke before searching.
 const SEARCH_DEBOUNCE_MS: u32 = 250;
 
@@ -201,13 +199,12 @@ pub fn app() -> Html {
         });
     }
 
-    // The connection, online polling and session check live as long as the
-    // session token.
+    // The connection and the session check live as long as the session
+    // token. Presence comes from the socket's frames: nothing is polled.
     {
         let token = state.session.as_ref().map(|s| s.token.clone());
         let (state, conn, sign_out) = (state.clone(), conn.clone(), sign_out.clone());
         use_effect_with(token, move |token| {
-            let mut poll = None;
             if let Some(token) = token.clone() {
                 let reader = state.clone();
                 let hooks = Hooks {
@@ -217,25 +214,6 @@ pub fn app() -> Html {
                     session_gone: sign_out.reform(|()| false),
                 };
                 *conn.borrow_mut() = Some(Connection::start(token.clone(), hooks));
-
-                // `/api/users/online` still feeds "Online" (people to start
-                // a chat with); contacts' dots come live from PRESENCE.
-                let refresh = {
-                    let (state, sign_out, token) = (state.clone(), sign_out.clone(), token.clone());
-                    move || {
-                        let (state, sign_out, token) =
-                            (state.clone(), sign_out.clone(), token.clone());
-                        spawn_local(async move {
-                            match http::online(&token).await {
-                                Ok(users) => state.dispatch(Action::Online(users)),
-                                Err(e) if e.is_unauthorized() => sign_out.emit(false),
-                                Err(_) => {}
-                            }
-                        });
-                    }
-                };
-                refresh();
-                poll = Some(Interval::new(ONLINE_POLL_MS, refresh));
 
                 // A stored session may have expired or been revoked.
                 spawn_local(async move {
@@ -250,7 +228,6 @@ pub fn app() -> Html {
                 if let Some(c) = conn.borrow_mut().take() {
                     c.stop();
                 }
-                drop(poll);
             }
         });
     }
@@ -493,7 +470,7 @@ pub fn app() -> Html {
     let now = now_ms();
     let tz = tz_offset(now);
     let me = session.user_id;
-    let online_ids = Rc::new(state.online_ids());
+    let presence = state.presence.clone();
     let active = state.chat.active_conversation().cloned();
     let shell = classes!(
         "shell",
@@ -525,7 +502,7 @@ pub fn app() -> Html {
         Screen::Chat => match active {
             Some(c) => html! {
                 <ConversationView typing={state.chat.typing_in(c.key)} conversation={c} {me}
-                    token={session.token.clone()} online={online_ids.clone()}
+                    token={session.token.clone()} presence={presence.clone()}
                     members_open={state.members_open} {now} {tz} {on_send} {on_typing} {on_retry}
                     {on_load_older} {on_back} {on_members} on_group_info={on_group(false)} {on_left} />
             },
@@ -545,7 +522,7 @@ pub fn app() -> Html {
                 <NoticeBar {text} on_dismiss={on_dismiss} />
             }
             <Sidebar me={session.username.clone()} conversations={state.chat.sorted_conversations()}
-                active={state.chat.active} online={state.online.clone()} {online_ids}
+                active={state.chat.active} online={state.presence.online_users()} {presence}
                 typing={state.chat.typing.clone()}
                 search_query={state.search_query.clone()} search_results={state.search_results.clone()}
                 {now} {tz} {on_open} {on_open_user} {on_search} {on_screen} {on_logout} />

@@ -7,6 +7,7 @@ use super::message_list::MessageList;
 use super::typing_indicator::TypingIndicator;
 use super::{avatar, group_avatar};
 use crate::model::{ConvKey, Conversation};
+use crate::state::Presence;
 use shared::api::GroupSummary;
 use shared::{GroupId, UserId};
 use std::rc::Rc;
@@ -21,8 +22,8 @@ pub struct Props {
     pub me: UserId,
     /// The session token (the member panel calls the API).
     pub token: AttrValue,
-    /// Everyone known to be online.
-    pub online: Rc<Vec<UserId>>,
+    /// Contacts' presence.
+    pub presence: Rc<Presence>,
     /// Who is typing here.
     pub typing: Vec<String>,
     /// Whether the member panel shows (groups).
@@ -56,7 +57,7 @@ pub fn conversation_view(props: &Props) -> Html {
     let back = props.on_back.reform(|_: MouseEvent| ());
     let (pic, subtitle) = match (c.key, &c.group) {
         (ConvKey::User(u), _) => {
-            let online = props.online.contains(&u);
+            let online = props.presence.is_online(u);
             (
                 avatar(&c.name, false, Some(online)),
                 if online { "online" } else { "offline" }.to_string(),
@@ -67,7 +68,7 @@ pub fn conversation_view(props: &Props) -> Html {
             let online = g.as_ref().map_or(0, |g| {
                 g.members
                     .iter()
-                    .filter(|m| m.user_id == props.me || props.online.contains(&m.user_id))
+                    .filter(|m| m.user_id == props.me || props.presence.is_online(m.user_id))
                     .count()
             });
             let s = if n == 1 { "" } else { "s" };
@@ -95,7 +96,7 @@ pub fn conversation_view(props: &Props) -> Html {
     let panel = match c.key {
         ConvKey::Group(id) if props.members_open && !c.read_only() => html! {
             <GroupMembers group={id} conversation={c.clone()} me={props.me}
-                token={props.token.clone()} online={props.online.clone()}
+                token={props.token.clone()} presence={props.presence.clone()}
                 on_info={props.on_group_info.clone()} on_left={props.on_left.clone()}
                 on_close={props.on_members.reform(|()| false)} />
         },

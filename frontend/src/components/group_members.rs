@@ -4,6 +4,7 @@
 use super::avatar;
 use crate::model::Conversation;
 use crate::services::http::{self, capitalize, group_error_text};
+use crate::state::Presence;
 use shared::api::GroupSummary;
 use shared::{GroupId, UserId};
 use std::rc::Rc;
@@ -22,8 +23,8 @@ pub struct Props {
     pub me: UserId,
     /// The session token.
     pub token: AttrValue,
-    /// Everyone known to be online.
-    pub online: Rc<Vec<UserId>>,
+    /// Contacts' presence.
+    pub presence: Rc<Presence>,
     /// The group changed (answer of add or rename): the app applies the
     /// summary and reloads the members.
     pub on_info: Callback<GroupSummary>,
@@ -163,7 +164,7 @@ pub fn group_members(props: &Props) -> Html {
             <ul class="member-list">
                 { for members.iter().map(|m| {
                     let me = m.user_id == props.me;
-                    let online = me || props.online.contains(&m.user_id);
+                    let online = me || props.presence.is_online(m.user_id);
                     let remove = (owner && !me).then(|| {
                         let (run, token, user) = (run.clone(), token.clone(), m.user_id);
                         let onclick = Callback::from(move |_: MouseEvent| {

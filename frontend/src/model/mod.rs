@@ -181,14 +181,19 @@ impl Chat {
         self.active = Some(key);
     }
 
-    /// Learns usernames for conversations that only had a placeholder.
-    pub fn learn_names(&mut self, users: &[shared::api::UserSummary]) {
-        for u in users {
-            if let Some(rc) = self.conversations.get_mut(&ConvKey::User(u.user_id)) {
-                if rc.name != u.username {
-                    Rc::make_mut(rc).name.clone_from(&u.username);
+    /// Learns usernames (from PRESENCE frames) for one-to-one
+    /// conversations: a placeholder becomes the name, a renamed user's
+    /// conversation follows. Returns whether a name changed.
+    pub fn learn_names<'a>(&mut self, users: impl IntoIterator<Item = (UserId, &'a str)>) -> bool {
+        let mut changed = false;
+        for (user, name) in users {
+            if let Some(rc) = self.conversations.get_mut(&ConvKey::User(user)) {
+                if rc.name != name {
+                    Rc::make_mut(rc).name = name.to_owned();
+                    changed = true;
                 }
             }
         }
+        changed
     }
 }

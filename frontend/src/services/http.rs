@@ -201,13 +201,6 @@ pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
     call_json("GET", "/api/me", Some(token), None).await
 }
 
-/// `GET /api/users/online`.
-pub async fn online(token: &str) -> Result<Vec<UserSummary>, ApiFailure> {
-    call_json::<OnlineUsers>("GET", "/api/users/online", Some(token), None)
-        .await
-        .map(|o| o.users)
-}
-
 /// `GET /api/users?q=<prefix>`.
 pub async fn search(token: &str, prefix: &str) -> Result<Vec<UserSummary>, ApiFailure> {
     let q: String = js_sys::encode_uri_component(prefix).into();
