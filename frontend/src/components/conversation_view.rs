@@ -118,7 +118,7 @@ pub fn conversation_view(props: &Props) -> Html {
             </header>
             <div class="conv-body">
                 <div class="conv-main">
-                    <MessageList conversation={c.clone()} me={props.me} now={props.now} tz={props.tz}
+                    <MessageList conversation={c.clone()} now={props.now} tz={props.tz}
                         on_retry={props.on_retry.clone()} on_load_older={props.on_load_older.clone()} />
                     <TypingIndicator names={props.typing.clone()} />
                     if let Some(why) = gone {

@@ -112,27 +112,11 @@ impl Conversation {
             .is_some_and(|g| g.owner_id == Some(user))
     }
 
-    /// Group: how many members other than `me` have read up to `seq`.
-    pub fn read_by(&self, seq: u64, me: UserId) -> Option<u32> {
-        let g = self.group.as_ref()?;
-        let reads = |u: &UserId| g.read_seq(*u) >= seq;
-        Some(if g.members.is_empty() {
-            g.reads
-                .iter()
-                .filter(|(u, s)| *u != me && *s >= seq)
-                .count() as u32
-        } else {
-            g.members
-                .iter()
-                .filter(|m| m.user_id != me && reads(&m.user_id))
-                .count() as u32
-        })
-    }
-
     /// The state to show for a message: ours move on to delivered and read
-    /// as the peer's cursors (one-to-one) or every other member's read
-    /// cursor (group) pass them.
-    pub fn display_state(&self, m: &Message, me: UserId) -> MsgState {
+    /// as the peer's cursors pass them (one-to-one), or to read once as
+    /// many members as there are others have read it (group, see
+    /// `read_by.rs`).
+    pub fn display_state(&self, m: &Message) -> MsgState {
         if !m.mine || m.seq == 0 || matches!(m.state, MsgState::Sending | MsgState::Failed) {
             return m.state;
         }
@@ -141,9 +125,8 @@ impl Conversation {
             None if self.peer_delivered_seq >= m.seq => MsgState::Delivered,
             None => MsgState::Sent,
             Some(g) => {
-                let others = g.members.iter().filter(|x| x.user_id != me).count() as u32;
-                let by = self.read_by(m.seq, me).unwrap_or(0);
-                if others > 0 && by >= others {
+                let others = g.member_count.saturating_sub(1);
+                if others > 0 && m.read_by >= others {
                     MsgState::Read
                 } else {
                     MsgState::Sent
@@ -408,7 +391,7 @@ mod tests {
         let senders: Vec<_> = k.messages.iter().map(|m| m.from_name.as_str()).collect();
         assert_eq!(senders, ["bob", "carol"]);
         // Our own reading of the group, in another tab.
-        assert!(c.on_read_receipt(ME, Target::Group(G), 1));
+        assert!(c.on_read_receipt(ME, Target::Group(G), Some(0), 1));
         assert_eq!(conv(&c, KG).unread, 1);
     }
 }

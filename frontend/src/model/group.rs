@@ -29,41 +29,14 @@ pub struct GroupMeta {
     /// Members, owner first, then by username; empty until loaded with
     /// `GET /api/groups/{id}`.
     pub members: Vec<Member>,
-    /// Members' read cursors (from `GET /api/groups/{id}` and 71 frames).
-    pub reads: Vec<(UserId, u64)>,
     /// Set when we are no longer a member: the conversation is read-only
     /// and this says why.
     pub gone: Option<String>,
 }
 
-impl GroupMeta {
-    /// A member's read cursor.
-    pub fn read_seq(&self, user: UserId) -> u64 {
-        self.reads
-            .iter()
-            .find(|(u, _)| *u == user)
-            .map_or(0, |(_, s)| *s)
-    }
-
-    /// Moves a member's read cursor forward; whether it moved.
-    pub(super) fn set_read(&mut self, user: UserId, seq: u64) -> bool {
-        match self.reads.iter_mut().find(|(u, _)| *u == user) {
-            Some((_, s)) if *s >= seq => false,
-            Some((_, s)) => {
-                *s = seq;
-                true
-            }
-            None => {
-                self.reads.push((user, seq));
-                true
-            }
-        }
-    }
-}
-
 impl Chat {
-    /// `GET /api/groups/{id}` (or a group mutation's answer): name, owner,
-    /// members and their read cursors.
+    /// `GET /api/groups/{id}`: name, owner, members. (Members' read cursors
+    /// are not kept: "read by N" is counted per message, see `read_by.rs`.)
     pub fn set_group_info(&mut self, info: &GroupInfo, now: i64) {
         let key = ConvKey::Group(info.summary.group_id);
         let me = self.me;
@@ -84,11 +57,6 @@ impl Chat {
             .collect();
         if info.members.iter().any(|m| Some(m.user_id) == me) {
             meta.gone = None; // (re)joined
-        }
-        meta.reads
-            .retain(|(u, _)| info.members.iter().any(|m| m.user_id == *u));
-        for m in &info.members {
-            meta.set_read(m.user_id, m.read_seq);
         }
     }
 
@@ -184,7 +152,6 @@ impl Chat {
                     g.members.remove(i);
                 }
                 g.member_count = g.member_count.saturating_sub(1);
-                g.reads.retain(|(x, _)| *x != u);
                 self.typing.retain(|t| !(t.key == key && t.user == u));
             }
             (K::OwnerChanged, Some(u)) => {

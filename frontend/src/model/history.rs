@@ -94,6 +94,9 @@ impl Chat {
         for v in &page.messages {
             c.upsert(Message::from_chat(v, me), true);
         }
+        if key.is_group() {
+            c.set_read_counts(&page.messages, &page.read_by, me);
+        }
         let Some(first) = page.messages.first().map(|m| m.seq) else {
             if before.is_some() {
                 c.history.has_more = false;

@@ -84,6 +84,14 @@ pub struct Message {
     /// Why it failed, for the tooltip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Ours in a group: how many other members have read it, as counted in
+    /// `read_by.rs` (history pages, then 71 frames). 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_by: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Message {
@@ -135,6 +143,7 @@ impl Message {
             },
             last_sent_at: 0,
             error: None,
+            read_by: 0,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`conversation`]: a conversation's messages, cursors, and pushes;
 //! - [`sending`]: our outgoing messages up to delivered, failed, retried;
 //! - [`receipts`]: read cursors, ours and the others';
+//! - [`read_by`]: "read by N" on our group messages, counted;
 //! - [`history`]: the conversation list and history pages;
 //! - [`group`]: group details, members and group events;
 //! - [`typing`]: typing notices;
@@ -24,6 +25,7 @@ mod conversation;
 mod group;
 mod history;
 mod message;
+mod read_by;
 mod receipts;
 mod sending;
 mod typing;
@@ -36,6 +38,7 @@ pub use conversation::{Conversation, HistoryState, PushOutcome};
 pub use group::{GroupMeta, Member};
 pub use history::HISTORY_PAGE;
 pub use message::{Message, MsgState};
+pub use read_by::shown_read_by;
 pub use sending::SEND_TIMEOUT_MS;
 pub use typing::{Typing, TYPING_SHOW_MS};
 

@@ -5,10 +5,12 @@ use super::{Chat, ConvKey};
 use shared::{Target, UserId};
 
 impl Chat {
-    /// READ_RECEIPT (71). From us (another tab, or the echo of our own
-    /// READ): our cursor, hence the unread count. From the peer or a
-    /// member: their cursor, hence our messages' read state.
-    pub fn on_read_receipt(&mut self, by: UserId, to: Target, seq: u64) -> bool {
+    /// READ_RECEIPT (71): `by`'s cursor moved from `prev` (when the relay
+    /// says) to `seq`. From us (another tab, or the echo of our own READ):
+    /// our cursor, hence the unread count. From the peer: their cursor,
+    /// hence our messages' read state. From a group member: one more reader
+    /// for our messages in between (see `read_by.rs`).
+    pub fn on_read_receipt(&mut self, by: UserId, to: Target, prev: Option<u64>, seq: u64) -> bool {
         let Some(me) = self.me else { return false };
         if by == me {
             return self.mark_read(
@@ -28,15 +30,7 @@ impl Chat {
                 }
                 _ => false,
             },
-            Target::Group(g) => {
-                let Some(meta) = self
-                    .existing_mut(ConvKey::Group(g))
-                    .and_then(|c| c.group.as_mut())
-                else {
-                    return false;
-                };
-                meta.set_read(by, seq)
-            }
+            Target::Group(g) => self.count_group_reader(g, prev, seq),
         }
     }
 
@@ -76,8 +70,10 @@ impl Chat {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::model::shown_read_by;
     use crate::model::MsgState;
-    use shared::{ChatMessage, GroupEvent, GroupEventKind, Target};
+    use shared::api::{History, ReadCount};
+    use shared::{GroupEvent, GroupEventKind, Target};
 
     #[test]
     fn unread_counts_theirs_unless_on_screen_and_reads_clear_it() {
@@ -111,7 +107,7 @@ mod tests {
         c.on_push(&push(66, CAROL, ME, 7, 2, None));
         assert_eq!(conv(&c, KC).unread, 2);
         // Our own reading in another tab (71 with byId = us).
-        assert!(c.on_read_receipt(ME, Target::User(CAROL), 2));
+        assert!(c.on_read_receipt(ME, Target::User(CAROL), Some(0), 2));
         assert_eq!(conv(&c, KC).unread, 0);
         // Most recent first.
         let order: Vec<_> = c.sorted_conversations().iter().map(|c| c.key).collect();
@@ -119,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn group_messages_show_read_by_counts_from_cursors() {
+    fn group_messages_show_read_by_counts_from_receipts() {
         let mut c = chat();
         c.set_group_info(&group_info(&[(ME, 0), (BOB, 0), (CAROL, 0)]), 0);
         c.open(KG, "team", 0);
@@ -129,25 +125,29 @@ mod tests {
         let state = |c: &Chat| {
             let k = conv(c, KG);
             let m = &k.messages[0];
-            (k.display_state(m, ME), k.read_by(m.seq, ME))
+            (k.display_state(m), shown_read_by(&k, m))
         };
         assert_eq!(state(&c), (MsgState::Sent, Some(0)));
-        assert!(c.on_read_receipt(BOB, Target::Group(G), 1));
+        assert!(c.on_read_receipt(BOB, Target::Group(G), Some(0), 1));
         assert_eq!(state(&c), (MsgState::Sent, Some(1)));
-        assert!(!c.on_read_receipt(BOB, Target::Group(G), 1), "no change");
-        assert!(c.on_read_receipt(CAROL, Target::Group(G), 3));
+        assert!(
+            !c.on_read_receipt(BOB, Target::Group(G), Some(1), 1),
+            "no change"
+        );
+        assert!(c.on_read_receipt(CAROL, Target::Group(G), Some(0), 3));
         assert_eq!(state(&c), (MsgState::Read, Some(2)), "everyone read it");
-        // Initial cursors from GET /api/groups/{id} count too, and a member
-        // who leaves no longer does.
+        // Initial counts come with the history page. A member who leaves
+        // still counts until the next page says otherwise.
         let mut d = chat();
         d.set_group_info(&group_info(&[(ME, 0), (BOB, 5), (CAROL, 0)]), 0);
-        d.on_push(&ChatMessage {
-            from_id: ME,
-            from_name: "me".into(),
-            ..gpush(2, ME, 4)
-        });
+        let page = |count: u32| History {
+            messages: vec![gpush(2, ME, 4)],
+            has_more: false,
+            read_by: vec![ReadCount { seq: 4, count }],
+        };
+        d.merge_history(KG, None, &page(1));
         let k = conv(&d, KG);
-        assert_eq!(k.read_by(4, ME), Some(1));
+        assert_eq!(shown_read_by(&k, &k.messages[0]), Some(1));
         let left = GroupEvent {
             group_id: G,
             kind: GroupEventKind::MemberLeft,
@@ -158,7 +158,10 @@ mod tests {
         };
         assert_eq!(d.on_group_event(&left, 0), (true, None));
         let k = conv(&d, KG);
-        assert_eq!(k.read_by(4, ME), Some(0));
+        assert_eq!(shown_read_by(&k, &k.messages[0]), Some(1));
         assert_eq!(k.group.as_ref().unwrap().members.len(), 2);
+        d.merge_history(KG, None, &page(0));
+        let k = conv(&d, KG);
+        assert_eq!(shown_read_by(&k, &k.messages[0]), Some(0));
     }
 }

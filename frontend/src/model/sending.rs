@@ -41,6 +41,7 @@ impl Chat {
             state: MsgState::Sending,
             last_sent_at: now,
             error: None,
+            read_by: 0,
         };
         let frame = m.send_frame(key.target());
         c.insert(m);
@@ -235,13 +236,16 @@ mod tests {
         // bob reads up to 6: not yet ours; up to 7: read.
         let shown = |c: &Chat| {
             let k = conv(c, KB);
-            k.display_state(&k.messages[0], ME)
+            k.display_state(&k.messages[0])
         };
-        assert!(c.on_read_receipt(BOB, Target::User(ME), 6));
+        assert!(c.on_read_receipt(BOB, Target::User(ME), Some(0), 6));
         assert_eq!(shown(&c), MsgState::Delivered);
-        assert!(c.on_read_receipt(BOB, Target::User(ME), 7));
+        assert!(c.on_read_receipt(BOB, Target::User(ME), Some(6), 7));
         assert_eq!(shown(&c), MsgState::Read);
-        assert!(!c.on_read_receipt(BOB, Target::User(ME), 5), "never back");
+        assert!(
+            !c.on_read_receipt(BOB, Target::User(ME), None, 5),
+            "never back"
+        );
         assert_eq!(shown(&c), MsgState::Read);
     }
 

@@ -26,9 +26,13 @@ impl State {
             } => chat.on_chat_resp(*msg_id, client_msg_id.as_deref(), *ts, *seq),
             ServerFrame::Delivered { msg_id, .. } => chat.on_delivered(*msg_id),
             ServerFrame::Error(e) => chat.on_error(e),
-            ServerFrame::ReadReceipt { by_id, to, seq, .. } => {
-                chat.on_read_receipt(*by_id, *to, *seq)
-            }
+            ServerFrame::ReadReceipt {
+                by_id,
+                to,
+                prev_seq,
+                seq,
+                ..
+            } => chat.on_read_receipt(*by_id, *to, *prev_seq, *seq),
             ServerFrame::GroupEvent(e) => {
                 let (changed, notice) = chat.on_group_event(e, now);
                 if notice.is_some() {
@@ -118,7 +122,7 @@ mod tests {
             },
         );
         let c = s.chat.conversation(KB).unwrap();
-        assert_eq!(c.display_state(&c.messages[0], UserId(1)), MsgState::Read);
+        assert_eq!(c.display_state(&c.messages[0]), MsgState::Read);
         let s2 = frame(&s, ServerFrame::Pong { ts: 1 });
         assert!(Rc::ptr_eq(&s, &s2), "frames that change nothing");
     }
