@@ -430,6 +430,10 @@ pub fn app() -> Html {
             });
         })
     };
+    let on_more_members = {
+        let sync = sync.clone();
+        Callback::from(move |(g, after): (GroupId, String)| sync.members(g, after))
+    };
     let on_left = {
         let state = state.clone();
         Callback::from(move |g: GroupId| state.dispatch(Action::LeftGroup(g)))
@@ -504,7 +508,8 @@ pub fn app() -> Html {
                 <ConversationView typing={state.chat.typing_in(c.key)} conversation={c} {me}
                     token={session.token.clone()} presence={presence.clone()}
                     members_open={state.members_open} {now} {tz} {on_send} {on_typing} {on_retry}
-                    {on_load_older} {on_back} {on_members} on_group_info={on_group(false)} {on_left} />
+                    {on_load_older} {on_back} {on_members} on_group_info={on_group(false)} {on_left}
+                    {on_more_members} />
             },
             None => html! {
                 <div class="welcome">

@@ -48,6 +48,8 @@ pub struct Props {
     pub on_group_info: Callback<GroupSummary>,
     /// We left the group.
     pub on_left: Callback<GroupId>,
+    /// Load more members of the group, after this cursor.
+    pub on_more_members: Callback<(GroupId, String)>,
 }
 
 /// The right column.
@@ -65,12 +67,20 @@ pub fn conversation_view(props: &Props) -> Html {
         }
         (ConvKey::Group(_), g) => {
             let n = g.as_ref().map_or(0, |g| g.member_count);
-            let online = g.as_ref().map_or(0, |g| {
-                g.members
-                    .iter()
-                    .filter(|m| m.user_id == props.me || props.presence.is_online(m.user_id))
-                    .count()
-            });
+            // Online among the members, when all of them are loaded (with
+            // only some pages, a count would mislead).
+            let online = g
+                .as_ref()
+                .filter(|g| g.members.next.is_none())
+                .map_or(0, |g| {
+                    g.members
+                        .list
+                        .iter()
+                        .filter(|m| {
+                            m.user_id == props.me || props.presence.online_or(m.user_id, m.online)
+                        })
+                        .count()
+                });
             let s = if n == 1 { "" } else { "s" };
             (
                 group_avatar(&c.name, false),
@@ -98,6 +108,7 @@ pub fn conversation_view(props: &Props) -> Html {
             <GroupMembers group={id} conversation={c.clone()} me={props.me}
                 token={props.token.clone()} presence={props.presence.clone()}
                 on_info={props.on_group_info.clone()} on_left={props.on_left.clone()}
+                on_more={props.on_more_members.reform(move |after| (id, after))}
                 on_close={props.on_members.reform(|()| false)} />
         },
         _ => html! {},

@@ -1,5 +1,6 @@
-//! A group's member panel: who is in it (owner marked, online dots), add
-//! someone by username, leave; the owner also renames and removes.
+//! A group's member panel: who is in it (by username, owner tagged, online
+//! dots), a page at a time ("Show more members"), add someone by username,
+//! leave; the owner also renames and removes.
 
 use super::avatar;
 use crate::model::Conversation;
@@ -30,6 +31,8 @@ pub struct Props {
     pub on_info: Callback<GroupSummary>,
     /// We left.
     pub on_left: Callback<GroupId>,
+    /// Load the members after this cursor.
+    pub on_more: Callback<String>,
     /// Close the panel.
     pub on_close: Callback<()>,
 }
@@ -134,17 +137,32 @@ pub fn group_members(props: &Props) -> Html {
         })
     };
     let close = props.on_close.reform(|_: MouseEvent| ());
-    let members = c
+    let (members, count) = c
         .group
         .as_ref()
-        .map(|g| g.members.clone())
+        .map(|g| (g.members.clone(), g.member_count))
         .unwrap_or_default();
+    let count = if count > 0 {
+        count as usize
+    } else {
+        members.list.len()
+    };
+    let more = members.next.clone().map(|after| {
+        let loading = members.loading;
+        let onclick = props.on_more.reform(move |_: MouseEvent| after.clone());
+        html! {
+            <button type="button" class="link more-members" data-testid="more-members"
+                disabled={loading} aria-busy={loading.to_string()} {onclick}>
+                { if loading { "Loading…" } else { "Show more members" } }
+            </button>
+        }
+    });
 
     html! {
         <aside class="members-panel" id="group-members" data-testid="group-members"
             aria-label={format!("Members of {}", c.name)}>
             <header class="panel-head">
-                <h3>{ format!("Members · {}", members.len()) }</h3>
+                <h3>{ format!("Members · {count}") }</h3>
                 <button type="button" class="ghost" onclick={close} aria-label="Close members">{"✕"}</button>
             </header>
             if owner {
@@ -158,13 +176,13 @@ pub fn group_members(props: &Props) -> Html {
                     </div>
                 </form>
             }
-            if members.is_empty() {
+            if !members.loaded {
                 <p class="empty-note">{"Loading members…"}</p>
             }
             <ul class="member-list">
-                { for members.iter().map(|m| {
+                { for members.list.iter().map(|m| {
                     let me = m.user_id == props.me;
-                    let online = me || props.presence.is_online(m.user_id);
+                    let online = me || props.presence.online_or(m.user_id, m.online);
                     let remove = (owner && !me).then(|| {
                         let (run, token, user) = (run.clone(), token.clone(), m.user_id);
                         let onclick = Callback::from(move |_: MouseEvent| {
@@ -192,6 +210,7 @@ pub fn group_members(props: &Props) -> Html {
                     }
                 }) }
             </ul>
+            { for more }
             <form class="panel-form" onsubmit={on_add}>
                 <label for="add-member">{"Add a member"}</label>
                 <div class="inline">

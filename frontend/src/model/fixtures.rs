@@ -141,20 +141,24 @@ pub(crate) fn group_summary(name: &str, members: u32) -> GroupSummary {
     }
 }
 
+/// Group "team" owned by us, with these members and read cursors, on one
+/// page sorted by username as the relay sends it.
 pub(crate) fn group_info(reads: &[(UserId, u64)]) -> GroupInfo {
+    let mut members: Vec<MemberInfo> = reads
+        .iter()
+        .map(|&(u, r)| MemberInfo {
+            user_id: u,
+            username: name_of(u),
+            owner: u == ME,
+            read_seq: r,
+            delivered_seq: 0,
+            online: false,
+        })
+        .collect();
+    members.sort_by(|a, b| a.username.cmp(&b.username));
     GroupInfo {
         summary: group_summary("team", reads.len() as u32),
-        members: reads
-            .iter()
-            .map(|&(u, r)| MemberInfo {
-                user_id: u,
-                username: name_of(u),
-                owner: u == ME,
-                read_seq: r,
-                delivered_seq: 0,
-                online: false,
-            })
-            .collect(),
+        members,
         next: None,
     }
 }

@@ -1,20 +1,10 @@
 //! Groups beyond their messages: owner, members, our membership, and the
 //! GROUP_EVENT (100) frames that change them.
 
-use super::{Chat, ConvKey};
-use shared::api::{GroupInfo, GroupSummary};
+use super::{Chat, ConvKey, Member, Members};
+use shared::api::{GroupInfo, GroupSummary, MemberPage};
 use shared::{GroupEvent, GroupEventKind, GroupId, UserId};
-
-/// A group member.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Member {
-    /// The user.
-    pub user_id: UserId,
-    /// Their username.
-    pub username: String,
-    /// Whether they own the group.
-    pub owner: bool,
-}
+use std::rc::Rc;
 
 /// What we know about a group beyond its messages (not cached: reloaded
 /// from the server).
@@ -26,9 +16,8 @@ pub struct GroupMeta {
     pub public: bool,
     /// Member count (from the last summary or event).
     pub member_count: u32,
-    /// Members, owner first, then by username; empty until loaded with
-    /// `GET /api/groups/{id}`.
-    pub members: Vec<Member>,
+    /// The members loaded so far, a page at a time.
+    pub members: Members,
     /// Set when we are no longer a member: the conversation is read-only
     /// and this says why.
     pub gone: Option<String>,
@@ -46,15 +35,7 @@ impl Chat {
         meta.owner_id = Some(info.summary.owner_id);
         meta.public = info.summary.public;
         meta.member_count = info.summary.member_count;
-        meta.members = info
-            .members
-            .iter()
-            .map(|m| Member {
-                user_id: m.user_id,
-                username: m.username.clone(),
-                owner: m.owner,
-            })
-            .collect();
+        meta.members.first_page(&info.members, info.next.clone());
         if info.members.iter().any(|m| Some(m.user_id) == me) {
             meta.gone = None; // (re)joined
         }
@@ -72,6 +53,47 @@ impl Chat {
         meta.public = g.public;
         meta.member_count = g.member_count;
         meta.gone = None;
+    }
+
+    /// A page of further members is being loaded (or failed: `false`).
+    /// Returns whether that changed.
+    pub fn set_members_loading(&mut self, g: GroupId, loading: bool) -> bool {
+        match self
+            .existing_mut(ConvKey::Group(g))
+            .and_then(|c| c.group.as_mut())
+        {
+            Some(meta) if meta.members.loading != loading => {
+                meta.members.loading = loading;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A further page of members, asked for with `after`. Returns whether
+    /// anything changed.
+    pub fn add_member_page(&mut self, g: GroupId, after: &str, page: &MemberPage) -> bool {
+        let Some(meta) = self
+            .existing_mut(ConvKey::Group(g))
+            .and_then(|c| c.group.as_mut())
+        else {
+            return false;
+        };
+        let was_loading = meta.members.loading;
+        meta.members.more(after, &page.members, page.next.clone()) || was_loading
+    }
+
+    /// The socket logged in again: GROUP_EVENT frames may have been missed
+    /// while it was down, so each group's next first page of members
+    /// replaces what is held.
+    pub fn members_may_be_stale(&mut self) {
+        for rc in self.conversations.values_mut() {
+            if rc.group.as_ref().is_some_and(|g| g.members.loaded) {
+                if let Some(g) = Rc::make_mut(rc).group.as_mut() {
+                    g.members.stale = true;
+                }
+            }
+        }
     }
 
     /// We left a group: it disappears.
@@ -115,7 +137,7 @@ impl Chat {
                 let g = c.group.get_or_insert_with(GroupMeta::default);
                 let why = format!("You were removed from {name}.");
                 g.gone = Some(why.clone());
-                g.members.clear();
+                g.members = Members::default();
                 self.typing.retain(|t| t.key != key);
                 return (true, Some(why));
             }
@@ -131,45 +153,25 @@ impl Chat {
             return (true, None);
         };
         match (e.kind, e.user_id) {
-            (K::MemberAdded | K::MemberJoined, Some(u))
-                if !g.members.iter().any(|m| m.user_id == u) =>
-            {
+            (K::MemberAdded | K::MemberJoined, Some(u)) if !g.members.contains(u) => {
                 g.member_count += 1;
-                if !g.members.is_empty() {
-                    let m = Member {
-                        user_id: u,
-                        username: e.username.clone().unwrap_or_else(|| format!("user {u}")),
-                        owner: false,
-                    };
-                    let at = g
-                        .members
-                        .partition_point(|x| x.owner || x.username < m.username);
-                    g.members.insert(at, m);
-                }
+                g.members.add(Member {
+                    user_id: u,
+                    username: e.username.clone().unwrap_or_else(|| format!("user {u}")),
+                    owner: false,
+                    // Just added or joined: they may well be online, but
+                    // only a PRESENCE frame can say.
+                    online: false,
+                });
             }
             (K::MemberLeft | K::MemberRemoved, Some(u)) => {
-                if let Some(i) = g.members.iter().position(|m| m.user_id == u) {
-                    g.members.remove(i);
-                }
+                g.members.remove(u);
                 g.member_count = g.member_count.saturating_sub(1);
                 self.typing.retain(|t| !(t.key == key && t.user == u));
             }
             (K::OwnerChanged, Some(u)) => {
                 g.owner_id = Some(u);
-                for m in &mut g.members {
-                    m.owner = m.user_id == u;
-                }
-                // Owner first, the rest by username (the old owner, if
-                // still here, goes back among them).
-                if let Some(i) = g.members.iter().position(|m| m.owner) {
-                    let owner = g.members.remove(i);
-                    if !g.members.is_empty() {
-                        let old = g.members.remove(0);
-                        let at = g.members.partition_point(|m| m.username < old.username);
-                        g.members.insert(at, old);
-                    }
-                    g.members.insert(0, owner);
-                }
+                g.members.set_owner(u);
             }
             _ => {}
         }
@@ -209,11 +211,12 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .members
+                .list
                 .iter()
                 .map(|m| m.username.clone())
                 .collect()
         };
-        assert_eq!(names(&c), ["me", "bob", "carol"]);
+        assert_eq!(names(&c), ["bob", "carol", "me"], "by username");
         assert_eq!(conv(&c, KG).group.as_ref().unwrap().member_count, 3);
         c.on_group_event(&event(K::MemberJoined, CAROL, "team"), 7);
         assert_eq!(
@@ -225,7 +228,18 @@ mod tests {
         assert_eq!(conv(&c, KG).name, "dream team");
         c.on_group_event(&event(K::OwnerChanged, BOB, "dream team"), 9);
         assert!(conv(&c, KG).is_owner(BOB));
-        assert_eq!(names(&c), ["bob", "carol", "me"], "owner first");
+        let owners: Vec<_> = conv(&c, KG)
+            .group
+            .as_ref()
+            .unwrap()
+            .members
+            .list
+            .iter()
+            .filter(|m| m.owner)
+            .map(|m| m.user_id)
+            .collect();
+        assert_eq!(owners, [BOB], "tagged, in place");
+        assert_eq!(names(&c), ["bob", "carol", "me"]);
         // Removed: read-only with a notice; nothing can be sent.
         c.open(KG, "", 10);
         let (changed, notice) = c.on_group_event(&event(K::MemberRemoved, ME, "dream team"), 11);

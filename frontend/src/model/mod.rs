@@ -16,7 +16,8 @@
 //! - [`receipts`]: read cursors, ours and the others';
 //! - [`read_by`]: "read by N" on our group messages, counted;
 //! - [`history`]: the conversation list and history pages;
-//! - [`group`]: group details, members and group events;
+//! - [`group`]: group details and group events;
+//! - [`members`]: a group's member list, a page at a time;
 //! - [`typing`]: typing notices;
 //! - [`cache`]: the localStorage cache.
 
@@ -24,6 +25,7 @@ mod cache;
 mod conversation;
 mod group;
 mod history;
+mod members;
 mod message;
 mod read_by;
 mod receipts;
@@ -35,8 +37,9 @@ mod fixtures;
 
 pub use cache::{ChatCache, CACHED_MESSAGES_PER_CONVERSATION};
 pub use conversation::{Conversation, HistoryState, PushOutcome};
-pub use group::{GroupMeta, Member};
+pub use group::GroupMeta;
 pub use history::HISTORY_PAGE;
+pub use members::{Member, Members};
 pub use message::{Message, MsgState};
 pub use read_by::shown_read_by;
 pub use sending::SEND_TIMEOUT_MS;

@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(d.on_group_event(&left, 0), (true, None));
         let k = conv(&d, KG);
         assert_eq!(shown_read_by(&k, &k.messages[0]), Some(1));
-        assert_eq!(k.group.as_ref().unwrap().members.len(), 2);
+        assert_eq!(k.group.as_ref().unwrap().members.list.len(), 2);
         d.merge_history(KG, None, &page(0));
         let k = conv(&d, KG);
         assert_eq!(shown_read_by(&k, &k.messages[0]), Some(0));

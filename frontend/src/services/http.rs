@@ -4,7 +4,7 @@ use crate::model::ConvKey;
 use serde::de::DeserializeOwned;
 use shared::api::{
     ApiError, ConversationSummary, Conversations, Credentials, GroupInfo, GroupSummary, Groups,
-    History, Invite, NewGroup, OnlineUsers, RenameGroup, Session, UserSummary,
+    History, Invite, MemberPage, NewGroup, OnlineUsers, RenameGroup, Session, UserSummary,
 };
 use shared::{ErrorCode, GroupId, UserId};
 use wasm_bindgen::{JsCast, JsValue};
@@ -98,6 +98,32 @@ pub fn group_error_text(f: &ApiFailure) -> String {
         },
         other => auth_error_text(other),
     }
+}
+
+/// Percent-encodes a query parameter value as `encodeURIComponent` does
+/// (letters, digits and `-_.!~*'()` stay; every other byte of the UTF-8
+/// form becomes `%XX`).
+pub fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+    out
+}
+
+/// The path of a further page of a group's members.
+pub fn members_path(id: GroupId, after: &str, limit: u32) -> String {
+    format!(
+        "/api/groups/{id}/members?after={}&limit={limit}",
+        query_value(after)
+    )
 }
 
 /// The path of a history page.
@@ -203,7 +229,7 @@ pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
 
 /// `GET /api/users?q=<prefix>`.
 pub async fn search(token: &str, prefix: &str) -> Result<Vec<UserSummary>, ApiFailure> {
-    let q: String = js_sys::encode_uri_component(prefix).into();
+    let q = query_value(prefix);
     call_json::<OnlineUsers>("GET", &format!("/api/users?q={q}"), Some(token), None)
         .await
         .map(|o| o.users)
@@ -235,6 +261,16 @@ pub async fn group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
     call_json("GET", &format!("/api/groups/{id}"), Some(token), None).await
 }
 
+/// `GET /api/groups/{id}/members?after=&limit=`: the page after `after`.
+pub async fn members(
+    token: &str,
+    id: GroupId,
+    after: &str,
+    limit: u32,
+) -> Result<MemberPage, ApiFailure> {
+    call_json("GET", &members_path(id, after, limit), Some(token), None).await
+}
+
 /// `POST /api/groups`: answers with the new group's summary.
 pub async fn create_group(
     token: &str,
@@ -250,7 +286,7 @@ pub async fn create_group(
 
 /// `GET /api/groups?q=<prefix>`: public groups.
 pub async fn find_groups(token: &str, prefix: &str) -> Result<Vec<GroupSummary>, ApiFailure> {
-    let q: String = js_sys::encode_uri_component(prefix).into();
+    let q = query_value(prefix);
     call_json::<Groups>("GET", &format!("/api/groups?q={q}"), Some(token), None)
         .await
         .map(|g| g.groups)
@@ -358,7 +394,6 @@ mod tests {
 
     #[test]
     fn history_paths() {
-        use shared::GroupId;
         assert_eq!(
             history_path(ConvKey::User(UserId(7)), None, 50),
             "/api/conversations/user/7/messages?limit=50"
@@ -366,6 +401,18 @@ mod tests {
         assert_eq!(
             history_path(ConvKey::Group(GroupId(3)), Some(51), 50),
             "/api/conversations/group/3/messages?before=51&limit=50"
+        );
+    }
+
+    #[test]
+    fn query_values_are_encoded_like_encode_uri_component() {
+        assert_eq!(query_value("bob"), "bob");
+        assert_eq!(query_value("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(query_value("-_.!~*'()"), "-_.!~*'()");
+        assert_eq!(query_value("50%+"), "50%25%2B");
+        assert_eq!(
+            members_path(GroupId(3), "bob & co", 100),
+            "/api/groups/3/members?after=bob%20%26%20co&limit=100"
         );
     }
 

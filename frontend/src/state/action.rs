@@ -2,7 +2,9 @@
 
 use super::{ConnStatus, Screen};
 use crate::model::{ChatCache, ConvKey};
-use shared::api::{ConversationSummary, GroupInfo, GroupSummary, History, Session, UserSummary};
+use shared::api::{
+    ConversationSummary, GroupInfo, GroupSummary, History, MemberPage, Session, UserSummary,
+};
 use shared::{GroupId, ServerFrame};
 
 /// Everything that can happen.
@@ -107,6 +109,22 @@ pub enum Action {
         open: bool,
         /// Local time.
         now: i64,
+    },
+    /// A page of further members was asked for (`true`) or failed.
+    MembersLoading {
+        /// The group.
+        group: GroupId,
+        /// In flight.
+        loading: bool,
+    },
+    /// A page of further members arrived.
+    MemberPage {
+        /// The group.
+        group: GroupId,
+        /// The cursor it was asked with.
+        after: String,
+        /// The page.
+        page: MemberPage,
     },
     /// We left a group (HTTP 204).
     LeftGroup(GroupId),

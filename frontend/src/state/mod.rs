@@ -8,12 +8,14 @@
 //! - [`action`]: the [`Action`] enum;
 //! - [`conn`]: the socket's status and its banner;
 //! - [`frames`]: how frames from the relay are applied;
+//! - [`groups`]: group details, our group changes, member pages;
 //! - [`presence`]: contacts' presence, from PRESENCE frames only;
 //! - [`ui`]: screen-only state: searches, panes, panels, the notice.
 
 mod action;
 mod conn;
 mod frames;
+mod groups;
 pub mod presence;
 mod ui;
 
@@ -155,6 +157,7 @@ impl State {
                 // A fresh snapshot of contacts' presence follows the 11.
                 self.presence = Rc::default();
                 self.chat.mark_resent(now);
+                self.chat.members_may_be_stale();
             }
             Action::Frame { frame, now } => self.on_frame(&frame, now)?,
             Action::Send {
@@ -219,32 +222,11 @@ impl State {
                 self.chat.merge_history(key, before, &page);
                 self.chat_rev += 1;
             }
-            Action::Group { info, now } => {
-                self.chat.set_group_info(&info, now);
-                self.chat_rev += 1;
-            }
-            Action::GroupChanged { summary, open, now } => {
-                self.chat.set_group_summary(&summary, now);
-                self.chat_rev += 1;
-                if open {
-                    let key = ConvKey::Group(summary.group_id);
-                    self.open(key, &summary.name, now);
-                    self.group_query.clear();
-                    self.group_results.clear();
-                }
-            }
-            Action::LeftGroup(g) => {
-                let name = self
-                    .chat
-                    .conversation(ConvKey::Group(g))
-                    .map(|c| c.name.clone())
-                    .unwrap_or_else(|| "the group".into());
-                self.chat.remove_group(g);
-                self.members_open = false;
-                self.notice = Some(format!("You left {name}."));
-                self.sidebar_open = true;
-                self.chat_rev += 1;
-            }
+            group @ (Action::Group { .. }
+            | Action::GroupChanged { .. }
+            | Action::LeftGroup(_)
+            | Action::MembersLoading { .. }
+            | Action::MemberPage { .. }) => self.apply_group(group)?,
             ui @ (Action::SearchQuery(_)
             | Action::SearchResults { .. }
             | Action::GroupQuery(_)
@@ -282,7 +264,7 @@ mod tests {
     use super::*;
     use crate::model::{MsgState, SEND_TIMEOUT_MS};
     use shared::api::History;
-    use shared::{GroupEvent, GroupEventKind, GroupId, ServerFrame};
+    use shared::ServerFrame;
 
     #[test]
     fn sign_in_and_out() {
@@ -395,58 +377,6 @@ mod tests {
             },
         );
         assert!(Rc::ptr_eq(&s, &s2));
-    }
-
-    #[test]
-    fn groups_created_joined_and_left() {
-        let s = open(&online(&signed_in()), KB, "bob");
-        let s = reduce(&s, Action::Show(Screen::NewGroup));
-        assert_eq!(s.screen, Screen::NewGroup);
-        assert_eq!(s.chat.active, None, "the form replaces the conversation");
-        assert_eq!(s.chat.read_candidate(), None);
-        let s = reduce(
-            &s,
-            Action::GroupChanged {
-                summary: group_info().summary,
-                open: true,
-                now: 5,
-            },
-        );
-        assert_eq!(s.screen, Screen::Chat);
-        let s = reduce(
-            &s,
-            Action::Group {
-                info: group_info(),
-                now: 6,
-            },
-        );
-        assert_eq!(s.chat.active, Some(KG));
-        let s = reduce(&s, Action::ShowMembers(true));
-        let c = s.chat.conversation(KG).unwrap();
-        assert_eq!(c.name, "team");
-        assert!(c.is_owner(UserId(1)));
-        assert_eq!(c.group.as_ref().unwrap().members.len(), 2);
-        // Another conversation closes the member panel.
-        let s = open(&s, KB, "bob");
-        assert!(!s.members_open);
-        // Renamed from elsewhere.
-        let renamed = GroupEvent {
-            group_id: GroupId(7),
-            kind: GroupEventKind::Renamed,
-            user_id: None,
-            username: None,
-            by_id: Some(UserId(1)),
-            name: Some("crew".into()),
-        };
-        let s = frame(&s, ServerFrame::GroupEvent(renamed));
-        assert_eq!(s.chat.conversation(KG).unwrap().name, "crew");
-        let s = open(&s, KG, "crew");
-        let s = reduce(&s, Action::LeftGroup(GroupId(7)));
-        assert!(s.chat.conversation(KG).is_none());
-        assert_eq!(s.chat.active, None);
-        assert_eq!(s.notice.as_deref(), Some("You left crew."));
-        let s = reduce(&s, Action::Notice(None));
-        assert_eq!(s.notice, None);
     }
 
     #[test]

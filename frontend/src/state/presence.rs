@@ -67,6 +67,13 @@ impl Presence {
         self.get(user) == Some(true)
     }
 
+    /// Whether to show `user` online: what the frames said, else
+    /// `fallback` (the `online` flag of a member page, for members whose
+    /// presence we are not sent or have not heard of since the last login).
+    pub fn online_or(&self, user: UserId, fallback: bool) -> bool {
+        self.get(user).unwrap_or(fallback)
+    }
+
     /// The "Online" list: contacts online now, by username.
     pub fn online_users(&self) -> Vec<UserSummary> {
         let mut v: Vec<UserSummary> = self
@@ -119,6 +126,8 @@ mod tests {
         assert_eq!(names(&p), ["bob"]);
         assert_eq!(p.get(UserId(3)), Some(false), "offline is remembered");
         assert!(!p.is_online(UserId(3)));
+        assert!(!p.online_or(UserId(3), true), "frames win over a page");
+        assert!(p.online_or(UserId(9), true) && !p.online_or(UserId(9), false));
         assert_eq!(p.get(UserId(4)), None, "never heard of");
         assert!(p.apply(UserId(4), "dave", true));
         assert!(p.apply(UserId(4), "dave2", true), "a rename is a change");
