@@ -39,7 +39,7 @@ impl Chat {
             if c.key.is_group() {
                 c.group = Some(GroupMeta::default());
             }
-            self.conversations.insert(c.key, Rc::new(c));
+            self.conversations.insert(Rc::new(c));
         }
         self.active = cache.active.filter(|a| self.conversations.contains_key(a));
     }

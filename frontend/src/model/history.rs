@@ -57,8 +57,8 @@ impl Chat {
         // Gone from the server: groups we left or were removed from while
         // away. Kept: purely local chats (nothing stored yet) and groups
         // shown read-only with a notice.
-        self.conversations.retain(|k, c| {
-            listed.contains(k) || c.read_only() || c.messages.iter().all(|m| m.seq == 0)
+        self.conversations.retain(|c| {
+            listed.contains(&c.key) || c.read_only() || c.messages.iter().all(|m| m.seq == 0)
         });
         if self
             .active

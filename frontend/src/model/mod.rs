@@ -22,6 +22,7 @@
 //! - [`cache`]: the localStorage cache.
 
 mod cache;
+mod conv_map;
 mod conversation;
 mod group;
 mod history;
@@ -36,6 +37,7 @@ mod typing;
 mod fixtures;
 
 pub use cache::{ChatCache, CACHED_MESSAGES_PER_CONVERSATION};
+pub use conv_map::ConvMap;
 pub use conversation::{Conversation, HistoryState, PushOutcome};
 pub use group::GroupMeta;
 pub use history::HISTORY_PAGE;
@@ -47,7 +49,6 @@ pub use typing::{Typing, TYPING_SHOW_MS};
 
 use serde::{Deserialize, Serialize};
 use shared::{GroupId, MsgId, Target, UserId};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Upper bound of messages kept in memory per conversation (older ones are
@@ -95,7 +96,7 @@ pub struct Chat {
     /// Their username.
     pub my_name: String,
     /// One per peer or group.
-    pub conversations: BTreeMap<ConvKey, Rc<Conversation>>,
+    pub conversations: ConvMap,
     /// The conversation on screen.
     pub active: Option<ConvKey>,
     /// Whether the page is visible (`document.visibilityState`): messages
@@ -128,14 +129,22 @@ impl Chat {
         self.active.and_then(|k| self.conversations.get(&k))
     }
 
-    /// Conversations, most recently active first.
+    /// Conversations, most recently active first, then by name.
+    ///
+    /// A binary insertion sort: there are few conversations, and the
+    /// standard library's sort would bring its own ~5 kB copy into the wasm
+    /// for this one call.
     pub fn sorted_conversations(&self) -> Vec<Rc<Conversation>> {
-        let mut v: Vec<_> = self.conversations.values().cloned().collect();
-        v.sort_by(|a, b| {
-            b.last_activity
-                .cmp(&a.last_activity)
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        // Whether `x` goes before (or ties with) `c`.
+        let first = |x: &Conversation, c: &Conversation| {
+            x.last_activity > c.last_activity
+                || (x.last_activity == c.last_activity && x.name <= c.name)
+        };
+        let mut v: Vec<Rc<Conversation>> = Vec::with_capacity(self.conversations.len());
+        for c in self.conversations.values() {
+            let at = v.partition_point(|x| first(x, c));
+            v.insert(at, c.clone());
+        }
         v
     }
 
@@ -152,8 +161,7 @@ impl Chat {
     fn conv_mut(&mut self, key: ConvKey, name: &str, now: i64) -> &mut Conversation {
         let rc = self
             .conversations
-            .entry(key)
-            .or_insert_with(|| Rc::new(Conversation::new(key, name, now)));
+            .get_or_insert_with(key, || Conversation::new(key, name, now));
         Rc::make_mut(rc)
     }
 
@@ -164,14 +172,14 @@ impl Chat {
     /// Finds a message of ours by `clientMsgId` in any conversation.
     fn find_mine(&self, client_msg_id: &str) -> Option<(ConvKey, usize)> {
         self.conversations
-            .iter()
-            .find_map(|(k, c)| c.index_of_mine(client_msg_id).map(|i| (*k, i)))
+            .values()
+            .find_map(|c| c.index_of_mine(client_msg_id).map(|i| (c.key, i)))
     }
 
     fn find_msg(&self, id: &MsgId) -> Option<(ConvKey, usize)> {
         self.conversations
-            .iter()
-            .find_map(|(k, c)| c.index_of_msg_id(id).map(|i| (*k, i)))
+            .values()
+            .find_map(|c| c.index_of_msg_id(id).map(|i| (c.key, i)))
     }
 
     /// Opens (creating if needed) a conversation. It is marked read by
@@ -201,5 +209,26 @@ impl Chat {
             }
         }
         changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn conversations_are_listed_newest_activity_first_then_by_name() {
+        let mut c = chat();
+        c.open(KC, "carol", 5);
+        c.open(KB, "bob", 5);
+        c.open(KG, "team", 9);
+        c.open(ConvKey::User(UserId(4)), "dave", 1);
+        let order: Vec<_> = c
+            .sorted_conversations()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(order, ["team", "bob", "carol", "dave"]);
     }
 }

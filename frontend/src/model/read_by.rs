@@ -68,21 +68,18 @@ impl Conversation {
         changed
     }
 
-    /// A history page's counts for our messages in it.
+    /// A history page's counts for our messages in it: each of ours in the
+    /// page gets its listed count, or 0 when not listed.
     pub(super) fn set_read_counts(
         &mut self,
         page: &[ChatMessage],
         counts: &[ReadCount],
         me: UserId,
     ) {
-        let mut counts = counts.to_vec();
-        counts.sort_unstable_by_key(|r| r.seq);
         let cap = self.max_readers();
-        for v in page.iter().filter(|v| v.from_id == me && v.seq > 0) {
-            let n = counts
-                .binary_search_by_key(&v.seq, |r| r.seq)
-                .map_or(0, |i| counts[i].count);
-            let range = self.seq_range(v.seq - 1, v.seq);
+        let ours = page.iter().filter(|v| v.from_id == me).map(|v| (v.seq, 0));
+        for (seq, n) in ours.chain(counts.iter().map(|r| (r.seq, r.count))) {
+            let range = self.seq_range(seq.saturating_sub(1), seq);
             for m in self.messages[range].iter_mut().filter(|m| m.mine) {
                 m.read_by = n.min(cap);
             }

@@ -171,7 +171,7 @@ impl Chat {
     /// The frame of one of our messages that is sending (after a retry).
     pub fn sending_frame(&self, client_msg_id: &str) -> Option<ClientFrame> {
         let (key, i) = self.find_mine(client_msg_id)?;
-        let m = &self.conversations[&key].messages[i];
+        let m = &self.conversations.get(&key)?.messages[i];
         (m.state == MsgState::Sending).then(|| m.send_frame(key.target()))
     }
 

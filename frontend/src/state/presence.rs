@@ -8,58 +8,87 @@
 
 use shared::api::UserSummary;
 use shared::UserId;
-use std::collections::BTreeMap;
 
 /// Most users remembered. Contacts bound it already; this is a backstop
 /// against a relay that sends presence for everyone.
 pub const MAX_TRACKED: usize = 10_000;
 
+/// One user the frames told us about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Seen {
+    user: UserSummary,
+    online: bool,
+}
+
 /// The presence of contacts, as the frames since the last login told it.
+///
+/// A `Vec` kept sorted by username (the "Online" list's order) rather than
+/// a map: contacts are few, a lookup by id scans them, and the module stays
+/// small in the wasm (a `BTreeMap` of another key type, or a sort, would
+/// each bring their own copy of the std code).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Presence {
-    /// By user: their username and whether they are online. Offline entries
-    /// are kept: they override a stale `online` flag in a member page.
-    users: BTreeMap<UserId, (String, bool)>,
+    /// Offline entries are kept: they override a stale `online` flag in a
+    /// member page.
+    seen: Vec<Seen>,
 }
 
 impl Presence {
+    fn position(&self, user: UserId) -> Option<usize> {
+        self.seen.iter().position(|s| s.user.user_id == user)
+    }
+
     /// Applies one PRESENCE frame. Returns whether anything shown changed
     /// (a repeated frame changes nothing). At [`MAX_TRACKED`] an offline
     /// entry makes room; when every entry is online the newcomer is not
     /// tracked.
     pub fn apply(&mut self, user: UserId, username: &str, online: bool) -> bool {
-        if let Some((name, on)) = self.users.get_mut(&user) {
-            if *on == online && name == username {
+        if let Some(i) = self.position(user) {
+            let s = &mut self.seen[i];
+            if s.online == online && s.user.username == username {
                 return false;
             }
-            *on = online;
-            username.clone_into(name);
-            return true;
-        }
-        if self.users.len() >= MAX_TRACKED {
-            let offline = self.users.iter().find(|(_, (_, on))| !on).map(|(u, _)| *u);
-            match offline {
-                Some(u) => {
-                    self.users.remove(&u);
+            if s.user.username == username {
+                s.online = online;
+                return true;
+            }
+            // Renamed: re-placed below, in username order.
+            self.seen.remove(i);
+        } else if self.seen.len() >= MAX_TRACKED {
+            match self.seen.iter().position(|s| !s.online) {
+                Some(i) => {
+                    self.seen.remove(i);
                 }
                 None => return false,
             }
         }
-        self.users.insert(user, (username.to_owned(), online));
+        let at = self
+            .seen
+            .partition_point(|s| (s.user.username.as_str(), s.user.user_id) < (username, user));
+        self.seen.insert(
+            at,
+            Seen {
+                user: UserSummary {
+                    user_id: user,
+                    username: username.to_owned(),
+                },
+                online,
+            },
+        );
         true
     }
 
     /// Forgets everything (the socket went away). Returns whether anything
     /// was known.
     pub fn clear(&mut self) -> bool {
-        let had = !self.users.is_empty();
-        self.users.clear();
+        let had = !self.seen.is_empty();
+        self.seen.clear();
         had
     }
 
     /// What the frames said about `user`, if anything.
     pub fn get(&self, user: UserId) -> Option<bool> {
-        self.users.get(&user).map(|(_, on)| *on)
+        self.position(user).map(|i| self.seen[i].online)
     }
 
     /// Whether `user` is online as far as the frames tell.
@@ -76,32 +105,28 @@ impl Presence {
 
     /// The "Online" list: contacts online now, by username.
     pub fn online_users(&self) -> Vec<UserSummary> {
-        let mut v: Vec<UserSummary> = self
-            .users
+        self.seen
             .iter()
-            .filter(|(_, (_, on))| *on)
-            .map(|(u, (name, _))| UserSummary {
-                user_id: *u,
-                username: name.clone(),
-            })
-            .collect();
-        v.sort_by(|a, b| a.username.cmp(&b.username).then(a.user_id.cmp(&b.user_id)));
-        v
+            .filter(|s| s.online)
+            .map(|s| s.user.clone())
+            .collect()
     }
 
     /// Every user the frames named, for placeholders that need a name.
     pub fn names(&self) -> impl Iterator<Item = (UserId, &str)> {
-        self.users.iter().map(|(u, (name, _))| (*u, name.as_str()))
+        self.seen
+            .iter()
+            .map(|s| (s.user.user_id, s.user.username.as_str()))
     }
 
     /// How many users are remembered.
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.seen.len()
     }
 
     /// Whether nothing is known.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.seen.is_empty()
     }
 }
 
@@ -133,7 +158,7 @@ mod tests {
         assert!(p.apply(UserId(4), "dave2", true), "a rename is a change");
         assert_eq!(names(&p), ["bob", "dave2"]);
         let known: Vec<_> = p.names().map(|(u, _)| u.0).collect();
-        assert_eq!(known, [2, 3, 4]);
+        assert_eq!(known, [2, 3, 4], "bob, carol, dave2");
     }
 
     #[test]
