@@ -11,12 +11,14 @@ use super::notice_bar::NoticeBar;
 use super::sidebar::Sidebar;
 use crate::model::ConvKey;
 use crate::services::http::{self, group_error_text};
+use crate::services::reads::{flush_read, ReadSender};
+use crate::services::search::debounced_search;
 use crate::services::storage;
 use crate::services::sync::Sync;
-use crate::services::throttle::{Throttle, READ_INTERVAL_MS, TYPING_INTERVAL_MS};
+use crate::services::throttle::{Throttle, TYPING_INTERVAL_MS};
 use crate::services::ws::{Connection, Hooks};
 use crate::services::{new_client_msg_id, now_ms};
-use crate::state::{Action, ConnStatus, Screen, State};
+use crate::state::{Action, Screen, State};
 use gloo_timers::callback::Timeout;
 use shared::api::{GroupSummary, Session, UserSummary};
 use shared::{ChatSend, ClientFrame, Content, GroupId};
@@ -28,9 +30,6 @@ use web_sys::VisibilityState;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
-/// Wait this long after the last keystroke before searching.
-const SEARCH_DEBOUNCE_MS: u32 = 250;
-
 fn tz_offset(now: i64) -> i32 {
     js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(now as f64)).get_timezone_offset() as i32
 }
@@ -39,88 +38,6 @@ fn page_visible() -> bool {
     web_sys::window()
         .and_then(|w| w.document())
         .is_none_or(|d| d.visibility_state() == VisibilityState::Visible)
-}
-
-/// Sends READ for what is on screen, at most every [`READ_INTERVAL_MS`];
-/// when too early, tries again when allowed (reading the state then).
-struct ReadSender {
-    throttle: Throttle,
-    timer: Option<Timeout>,
-}
-
-fn flush_read(
-    state: &UseReducerHandle<State>,
-    conn: &Rc<RefCell<Option<Connection>>>,
-    reads: &Rc<RefCell<ReadSender>>,
-) {
-    // A fresh handle: reads the current state without keeping old ones.
-    let current = state.clone();
-    if current.conn != ConnStatus::Online {
-        return;
-    }
-    let Some((key, seq)) = current.chat.read_candidate() else {
-        return;
-    };
-    let mut r = reads.borrow_mut();
-    if r.timer.is_some() {
-        return; // already scheduled
-    }
-    match r.throttle.try_send(key, now_ms()) {
-        Ok(()) => {
-            drop(r);
-            let frame = ClientFrame::Read {
-                to: key.target(),
-                seq,
-            };
-            if conn.borrow().as_ref().is_some_and(|c| c.send(&frame)) {
-                state.dispatch(Action::MarkRead { key, seq });
-            }
-        }
-        Err(wait) => {
-            let (state, conn, again) = (state.clone(), conn.clone(), reads.clone());
-            r.timer = Some(Timeout::new(wait.max(1) as u32, move || {
-                if let Some(t) = again.borrow_mut().timer.take() {
-                    wasm_bindgen_futures::spawn_local(async move { drop(t) });
-                }
-                flush_read(&state, &conn, &again);
-            }));
-        }
-    }
-}
-
-/// A search box's callback: the query is recorded at once (the input stays
-/// responsive), and `fetch` runs once typing pauses for
-/// `SEARCH_DEBOUNCE_MS`; its answer is dispatched tagged with the query it
-/// was for, so a late answer to an old query cannot overwrite a newer one.
-/// An empty query cancels the pending fetch.
-fn debounced_search<T, Fut>(
-    state: UseReducerHandle<State>,
-    timer: Rc<RefCell<Option<Timeout>>>,
-    token: String,
-    typed: fn(String) -> Action,
-    fetch: fn(String, String) -> Fut,
-    found: fn(String, T) -> Action,
-) -> Callback<String>
-where
-    T: 'static,
-    Fut: std::future::Future<Output = Result<T, http::ApiFailure>> + 'static,
-{
-    Callback::from(move |query: String| {
-        state.dispatch(typed(query.clone()));
-        let q = query.trim().to_string();
-        if q.is_empty() {
-            timer.borrow_mut().take();
-            return;
-        }
-        let (state, token) = (state.clone(), token.clone());
-        *timer.borrow_mut() = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-            spawn_local(async move {
-                if let Ok(r) = fetch(token, q).await {
-                    state.dispatch(found(query, r));
-                }
-            });
-        }));
-    })
 }
 
 /// The app.
@@ -136,10 +53,7 @@ pub fn app() -> Html {
     let conn: Rc<RefCell<Option<Connection>>> = use_mut_ref(|| None);
     let search_timer: Rc<RefCell<Option<Timeout>>> = use_mut_ref(|| None);
     let group_timer: Rc<RefCell<Option<Timeout>>> = use_mut_ref(|| None);
-    let reads = use_mut_ref(|| ReadSender {
-        throttle: Throttle::global(READ_INTERVAL_MS),
-        timer: None,
-    });
+    let reads = use_mut_ref(ReadSender::default);
     let typing = use_mut_ref(|| Throttle::per_key(TYPING_INTERVAL_MS));
 
     // Ends the session. `revoke`: an explicit logout (tell the relay, and
