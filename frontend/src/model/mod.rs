@@ -10,16 +10,17 @@
 //! path and nothing is shown twice.
 //!
 //! One concern per file:
-//! - [`message`]: a message, its states, the one mapping from the wire;
-//! - [`conversation`]: a conversation's messages, cursors, and pushes;
-//! - [`sending`]: our outgoing messages up to delivered, failed, retried;
-//! - [`receipts`]: read cursors, ours and the others';
-//! - [`read_by`]: "read by N" on our group messages, counted;
-//! - [`history`]: the conversation list and history pages;
-//! - [`group`]: group details and group events;
-//! - [`members`]: a group's member list, a page at a time;
-//! - [`typing`]: typing notices;
-//! - [`cache`]: the localStorage cache.
+//! - `message.rs`: a message, its states, the one mapping from the wire;
+//! - `conversation.rs`: a conversation's messages, cursors, and pushes;
+//! - `conv_map.rs`: the conversations by key;
+//! - `sending.rs`: our outgoing messages up to delivered, failed, retried;
+//! - `receipts.rs`: read cursors, ours and the others';
+//! - `read_by.rs`: "read by N" on our group messages, counted;
+//! - `history.rs`: the conversation list and history pages;
+//! - `group.rs`: group details and group events;
+//! - `members.rs`: a group's member list, a page at a time;
+//! - `typing.rs`: typing notices;
+//! - `cache.rs`: the localStorage cache.
 
 mod cache;
 mod conv_map;

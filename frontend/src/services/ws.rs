@@ -8,7 +8,7 @@
 //! Re-entrancy:
 //! - the logic runs in the task, never inside a browser callback: gloo-net's
 //!   JS closures only queue an event, and ours (the 1 s interval, the
-//!   backoff timeout, `window.ononline`) only set a flag in [`Inner`] and
+//!   backoff timeout, `window.ononline`) only set a flag in `Inner` and
 //!   wake the task. So dropping a socket or a timer (which frees its
 //!   closures) is safe wherever the task is, and a timer's callback, which
 //!   runs from the event loop, never finds the `RefCell` borrowed;

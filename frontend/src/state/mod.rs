@@ -5,12 +5,12 @@
 //! effects (acks, sends, loads) itself. The reducer only decides what the
 //! user sees.
 //!
-//! - [`action`]: the [`Action`] enum;
-//! - [`conn`]: the socket's status and its banner;
-//! - [`frames`]: how frames from the relay are applied;
-//! - [`groups`]: group details, our group changes, member pages;
-//! - [`presence`]: contacts' presence, from PRESENCE frames only;
-//! - [`ui`]: screen-only state: searches, panes, panels, the notice.
+//! - `action.rs`: the [`Action`] enum;
+//! - `conn.rs`: the socket's status and its banner;
+//! - `frames.rs`: how frames from the relay are applied;
+//! - `groups.rs`: group details, our group changes, member pages;
+//! - `presence.rs`: contacts' presence, from PRESENCE frames only;
+//! - `ui.rs`: screen-only state: searches, panes, panels, the notice.
 
 mod action;
 mod conn;
