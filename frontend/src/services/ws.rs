@@ -187,15 +187,10 @@ fn ws_url() -> String {
     format!("{scheme}//{}/ws", loc.host().unwrap_or_default())
 }
 
-/// Emits actions with the borrow released.
-fn dispatch_all(rc: &Rc<RefCell<Inner>>, actions: Vec<Action>) {
-    if actions.is_empty() {
-        return;
-    }
+/// Emits an action with the borrow released.
+fn dispatch(rc: &Rc<RefCell<Inner>>, action: Action) {
     let dispatch = rc.borrow().hooks.dispatch.clone();
-    for a in actions {
-        dispatch.emit(a);
-    }
+    dispatch.emit(action);
 }
 
 /// How one socket's life ended.
@@ -249,12 +244,12 @@ async fn run(rc: Rc<RefCell<Inner>>) {
             let delay = i.backoff.next_delay_ms(&mut random);
             (i.backoff.attempt(), delay)
         };
-        dispatch_all(
+        dispatch(
             &rc,
-            vec![Action::Conn(ConnStatus::Reconnecting {
+            Action::Conn(ConnStatus::Reconnecting {
                 attempt,
                 retry_in_ms: delay,
-            })],
+            }),
         );
         if !pause(&rc, delay).await {
             return;
@@ -278,7 +273,7 @@ fn open(rc: &Rc<RefCell<Inner>>) -> bool {
     };
     // Later attempts keep showing "reconnecting…" until LOGIN_RESP.
     if first {
-        dispatch_all(rc, vec![Action::Conn(ConnStatus::Connecting)]);
+        dispatch(rc, Action::Conn(ConnStatus::Connecting));
     }
     true
 }
@@ -358,7 +353,7 @@ fn poll_session(
     Poll::Pending
 }
 
-/// Sets a flag from a timer or listener callback and wakes the task.
+/// Sets a flag from a timer's callback and wakes the task.
 fn flag(weak: &Weak<RefCell<Inner>>, set: impl FnOnce(&mut Inner)) {
     if let Some(rc) = weak.upgrade() {
         let mut i = rc.borrow_mut();
@@ -396,7 +391,7 @@ async fn pause(rc: &Rc<RefCell<Inner>>, delay: u32) -> bool {
         match next {
             Next::Stop => return false,
             Next::Go => return true,
-            Next::Tick => dispatch_all(rc, vec![Action::Tick { now: now_ms() }]),
+            Next::Tick => dispatch(rc, Action::Tick { now: now_ms() }),
         }
     }
 }
@@ -418,7 +413,7 @@ fn tick(rc: &Rc<RefCell<Inner>>) -> bool {
             None => now - i.attempt_started >= LOGIN_TIMEOUT_MS,
         }
     };
-    dispatch_all(rc, vec![Action::Tick { now }]);
+    dispatch(rc, Action::Tick { now });
     dead
 }
 
@@ -428,7 +423,7 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
         return None;
     };
     let now = now_ms();
-    let mut actions = vec![];
+    let mut action = None;
     let mut logged_in = false;
     {
         let mut i = rc.borrow_mut();
@@ -438,13 +433,13 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
                 // re-pushing as soon as it has the ack. Re-pushes are acked
                 // again (acks are idempotent) and deduped by the reducer.
                 i.send(&ClientFrame::Ack { msg_id: p.msg_id });
-                actions.push(Action::Frame { frame, now });
+                action = Some(Action::Frame { frame, now });
             }
             ServerFrame::LoginOk { .. } => {
                 i.heartbeat = Some(Heartbeat::new(now));
                 i.backoff.reset();
                 i.ever_online = true;
-                actions.push(Action::SocketLoggedIn { now });
+                action = Some(Action::SocketLoggedIn { now });
                 logged_in = true;
             }
             ServerFrame::LoginFailed { code, .. } => {
@@ -459,10 +454,12 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
                 }
             }
             ServerFrame::HeartbeatTimeout { .. } => {}
-            other => actions.push(Action::Frame { frame: other, now }),
+            other => action = Some(Action::Frame { frame: other, now }),
         }
     }
-    dispatch_all(rc, actions);
+    if let Some(a) = action {
+        dispatch(rc, a);
+    }
     if logged_in {
         // After a (re)login, resend everything still waiting for its 81,
         // with the same clientMsgId: the relay dedupes.
