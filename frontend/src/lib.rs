@@ -3,7 +3,7 @@
 //! Layout follows yew's `function_todomvc` example:
 //! - [`state`]: the `Reducible` app state and its `Action`s (pure);
 //! - [`model`]: conversations and message states (pure);
-//! - [`format`]: display helpers (pure);
+//! - [`format`](mod@format): display helpers (pure);
 //! - [`services`]: WebSocket session, HTTP API, storage (browser glue, with
 //!   the pure `backoff` and `heartbeat` decision logic);
 //! - [`components`]: one widget per file.

@@ -11,14 +11,16 @@ use super::notice_bar::NoticeBar;
 use super::sidebar::Sidebar;
 use crate::model::ConvKey;
 use crate::services::http::{self, group_error_text};
+use crate::services::reads::{flush_read, ReadSender};
+use crate::services::search::debounced_search;
 use crate::services::storage;
 use crate::services::sync::Sync;
-use crate::services::throttle::{Throttle, READ_INTERVAL_MS, TYPING_INTERVAL_MS};
+use crate::services::throttle::{Throttle, TYPING_INTERVAL_MS};
 use crate::services::ws::{Connection, Hooks};
 use crate::services::{new_client_msg_id, now_ms};
-use crate::state::{Action, ConnStatus, Screen, State};
-use gloo_timers::callback::{Interval, Timeout};
-use shared::api::{GroupInfo, GroupSummary, Session, UserSummary};
+use crate::state::{Action, Screen, State};
+use gloo_timers::callback::Timeout;
+use shared::api::{GroupSummary, Session, UserSummary};
 use shared::{ChatSend, ClientFrame, Content, GroupId};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,11 +30,6 @@ use web_sys::VisibilityState;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
-/// How often the online list is refreshed.
-const ONLINE_POLL_MS: u32 = 10_000;
-/// Wait this long after the last keystroke before searching.
-const SEARCH_DEBOUNCE_MS: u32 = 250;
-
 fn tz_offset(now: i64) -> i32 {
     js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(now as f64)).get_timezone_offset() as i32
 }
@@ -41,88 +38,6 @@ fn page_visible() -> bool {
     web_sys::window()
         .and_then(|w| w.document())
         .is_none_or(|d| d.visibility_state() == VisibilityState::Visible)
-}
-
-/// Sends READ for what is on screen, at most every [`READ_INTERVAL_MS`];
-/// when too early, tries again when allowed (reading the state then).
-struct ReadSender {
-    throttle: Throttle,
-    timer: Option<Timeout>,
-}
-
-fn flush_read(
-    state: &UseReducerHandle<State>,
-    conn: &Rc<RefCell<Option<Connection>>>,
-    reads: &Rc<RefCell<ReadSender>>,
-) {
-    // A fresh handle: reads the current state without keeping old ones.
-    let current = state.clone();
-    if current.conn != ConnStatus::Online {
-        return;
-    }
-    let Some((key, seq)) = current.chat.read_candidate() else {
-        return;
-    };
-    let mut r = reads.borrow_mut();
-    if r.timer.is_some() {
-        return; // already scheduled
-    }
-    match r.throttle.try_send(key, now_ms()) {
-        Ok(()) => {
-            drop(r);
-            let frame = ClientFrame::Read {
-                to: key.target(),
-                seq,
-            };
-            if conn.borrow().as_ref().is_some_and(|c| c.send(&frame)) {
-                state.dispatch(Action::MarkRead { key, seq });
-            }
-        }
-        Err(wait) => {
-            let (state, conn, again) = (state.clone(), conn.clone(), reads.clone());
-            r.timer = Some(Timeout::new(wait.max(1) as u32, move || {
-                if let Some(t) = again.borrow_mut().timer.take() {
-                    wasm_bindgen_futures::spawn_local(async move { drop(t) });
-                }
-                flush_read(&state, &conn, &again);
-            }));
-        }
-    }
-}
-
-/// A search box's callback: the query is recorded at once (the input stays
-/// responsive), and `fetch` runs once typing pauses for
-/// `SEARCH_DEBOUNCE_MS`; its answer is dispatched tagged with the query it
-/// was for, so a late answer to an old query cannot overwrite a newer one.
-/// An empty query cancels the pending fetch.
-fn debounced_search<T, Fut>(
-    state: UseReducerHandle<State>,
-    timer: Rc<RefCell<Option<Timeout>>>,
-    token: String,
-    typed: fn(String) -> Action,
-    fetch: fn(String, String) -> Fut,
-    found: fn(String, T) -> Action,
-) -> Callback<String>
-where
-    T: 'static,
-    Fut: std::future::Future<Output = Result<T, http::ApiFailure>> + 'static,
-{
-    Callback::from(move |query: String| {
-        state.dispatch(typed(query.clone()));
-        let q = query.trim().to_string();
-        if q.is_empty() {
-            timer.borrow_mut().take();
-            return;
-        }
-        let (state, token) = (state.clone(), token.clone());
-        *timer.borrow_mut() = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-            spawn_local(async move {
-                if let Ok(r) = fetch(token, q).await {
-                    state.dispatch(found(query, r));
-                }
-            });
-        }));
-    })
 }
 
 /// The app.
@@ -138,10 +53,7 @@ pub fn app() -> Html {
     let conn: Rc<RefCell<Option<Connection>>> = use_mut_ref(|| None);
     let search_timer: Rc<RefCell<Option<Timeout>>> = use_mut_ref(|| None);
     let group_timer: Rc<RefCell<Option<Timeout>>> = use_mut_ref(|| None);
-    let reads = use_mut_ref(|| ReadSender {
-        throttle: Throttle::global(READ_INTERVAL_MS),
-        timer: None,
-    });
+    let reads = use_mut_ref(ReadSender::default);
     let typing = use_mut_ref(|| Throttle::per_key(TYPING_INTERVAL_MS));
 
     // Ends the session. `revoke`: an explicit logout (tell the relay, and
@@ -201,13 +113,12 @@ pub fn app() -> Html {
         });
     }
 
-    // The connection, online polling and session check live as long as the
-    // session token.
+    // The connection and the session check live as long as the session
+    // token. Presence comes from the socket's frames: nothing is polled.
     {
         let token = state.session.as_ref().map(|s| s.token.clone());
         let (state, conn, sign_out) = (state.clone(), conn.clone(), sign_out.clone());
         use_effect_with(token, move |token| {
-            let mut poll = None;
             if let Some(token) = token.clone() {
                 let reader = state.clone();
                 let hooks = Hooks {
@@ -217,25 +128,6 @@ pub fn app() -> Html {
                     session_gone: sign_out.reform(|()| false),
                 };
                 *conn.borrow_mut() = Some(Connection::start(token.clone(), hooks));
-
-                // `/api/users/online` still feeds "Online" (people to start
-                // a chat with); contacts' dots come live from PRESENCE.
-                let refresh = {
-                    let (state, sign_out, token) = (state.clone(), sign_out.clone(), token.clone());
-                    move || {
-                        let (state, sign_out, token) =
-                            (state.clone(), sign_out.clone(), token.clone());
-                        spawn_local(async move {
-                            match http::online(&token).await {
-                                Ok(users) => state.dispatch(Action::Online(users)),
-                                Err(e) if e.is_unauthorized() => sign_out.emit(false),
-                                Err(_) => {}
-                            }
-                        });
-                    }
-                };
-                refresh();
-                poll = Some(Interval::new(ONLINE_POLL_MS, refresh));
 
                 // A stored session may have expired or been revoked.
                 spawn_local(async move {
@@ -250,7 +142,6 @@ pub fn app() -> Html {
                 if let Some(c) = conn.borrow_mut().take() {
                     c.stop();
                 }
-                drop(poll);
             }
         });
     }
@@ -413,23 +304,29 @@ pub fn app() -> Html {
         |token, q| async move { http::find_groups(&token, &q).await },
         |query, groups| Action::GroupResults { query, groups },
     );
+    // A group change answered with the group's summary. The member list is
+    // not in it: opening the group loads it, else it is reloaded here.
     let on_group = {
-        let state = state.clone();
+        let (state, sync) = (state.clone(), sync.clone());
         move |open: bool| {
-            let state = state.clone();
-            Callback::from(move |info: GroupInfo| {
-                state.dispatch(Action::Group {
-                    info,
+            let (state, sync) = (state.clone(), sync.clone());
+            Callback::from(move |summary: GroupSummary| {
+                let id = summary.group_id;
+                state.dispatch(Action::GroupChanged {
+                    summary,
                     open,
                     now: now_ms(),
-                })
+                });
+                if !open {
+                    sync.group(id);
+                }
             })
         }
     };
     let on_created = {
         let (state, opened) = (state.clone(), on_group(true));
-        Callback::from(move |info: GroupInfo| {
-            opened.emit(info);
+        Callback::from(move |summary: GroupSummary| {
+            opened.emit(summary);
             // A new group is empty: show the member panel to add people.
             state.dispatch(Action::ShowMembers(true));
         })
@@ -446,6 +343,10 @@ pub fn app() -> Html {
                 }
             });
         })
+    };
+    let on_more_members = {
+        let sync = sync.clone();
+        Callback::from(move |(g, after): (GroupId, String)| sync.members(g, after))
     };
     let on_left = {
         let state = state.clone();
@@ -487,7 +388,7 @@ pub fn app() -> Html {
     let now = now_ms();
     let tz = tz_offset(now);
     let me = session.user_id;
-    let online_ids = Rc::new(state.online_ids());
+    let presence = state.presence.clone();
     let active = state.chat.active_conversation().cloned();
     let shell = classes!(
         "shell",
@@ -519,9 +420,10 @@ pub fn app() -> Html {
         Screen::Chat => match active {
             Some(c) => html! {
                 <ConversationView typing={state.chat.typing_in(c.key)} conversation={c} {me}
-                    token={session.token.clone()} online={online_ids.clone()}
+                    token={session.token.clone()} presence={presence.clone()}
                     members_open={state.members_open} {now} {tz} {on_send} {on_typing} {on_retry}
-                    {on_load_older} {on_back} {on_members} on_group_info={on_group(false)} {on_left} />
+                    {on_load_older} {on_back} {on_members} on_group_info={on_group(false)} {on_left}
+                    {on_more_members} />
             },
             None => html! {
                 <div class="welcome">
@@ -539,7 +441,7 @@ pub fn app() -> Html {
                 <NoticeBar {text} on_dismiss={on_dismiss} />
             }
             <Sidebar me={session.username.clone()} conversations={state.chat.sorted_conversations()}
-                active={state.chat.active} online={state.online.clone()} {online_ids}
+                active={state.chat.active} online={state.presence.online_users()} {presence}
                 typing={state.chat.typing.clone()}
                 search_query={state.search_query.clone()} search_results={state.search_results.clone()}
                 {now} {tz} {on_open} {on_open_user} {on_search} {on_screen} {on_logout} />

@@ -4,7 +4,7 @@
 use super::{avatar, group_avatar};
 use crate::format::{message_time, preview, typing_text};
 use crate::model::{ConvKey, Conversation, Typing};
-use shared::UserId;
+use crate::state::Presence;
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -15,8 +15,8 @@ pub struct Props {
     pub conversations: Vec<Rc<Conversation>>,
     /// The open one.
     pub active: Option<ConvKey>,
-    /// Who is online (for the presence dots).
-    pub online: Rc<Vec<UserId>>,
+    /// Contacts' presence (for the dots).
+    pub presence: Rc<Presence>,
     /// Who is typing where.
     pub typing: Vec<Typing>,
     /// Current time and timezone offset, for the timestamps.
@@ -56,7 +56,7 @@ pub fn conversation_list(props: &Props) -> Html {
                 let when = last.map(|m| message_time(m.ts, props.now, props.tz)).unwrap_or_default();
                 let (user_attr, group_attr, pic) = match c.key {
                     ConvKey::User(u) => (Some(c.name.clone()), None,
-                        avatar(&c.name, false, Some(props.online.contains(&u)))),
+                        avatar(&c.name, false, Some(props.presence.is_online(u)))),
                     ConvKey::Group(_) => (None, Some(c.name.clone()), group_avatar(&c.name, false)),
                 };
                 html! {

@@ -7,7 +7,8 @@ use super::message_list::MessageList;
 use super::typing_indicator::TypingIndicator;
 use super::{avatar, group_avatar};
 use crate::model::{ConvKey, Conversation};
-use shared::api::GroupInfo;
+use crate::state::Presence;
+use shared::api::GroupSummary;
 use shared::{GroupId, UserId};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -21,8 +22,8 @@ pub struct Props {
     pub me: UserId,
     /// The session token (the member panel calls the API).
     pub token: AttrValue,
-    /// Everyone known to be online.
-    pub online: Rc<Vec<UserId>>,
+    /// Contacts' presence.
+    pub presence: Rc<Presence>,
     /// Who is typing here.
     pub typing: Vec<String>,
     /// Whether the member panel shows (groups).
@@ -44,9 +45,11 @@ pub struct Props {
     /// Show or hide the member panel.
     pub on_members: Callback<bool>,
     /// A group changed (answer of a group call).
-    pub on_group_info: Callback<GroupInfo>,
+    pub on_group_info: Callback<GroupSummary>,
     /// We left the group.
     pub on_left: Callback<GroupId>,
+    /// Load more members of the group, after this cursor.
+    pub on_more_members: Callback<(GroupId, String)>,
 }
 
 /// The right column.
@@ -56,7 +59,7 @@ pub fn conversation_view(props: &Props) -> Html {
     let back = props.on_back.reform(|_: MouseEvent| ());
     let (pic, subtitle) = match (c.key, &c.group) {
         (ConvKey::User(u), _) => {
-            let online = props.online.contains(&u);
+            let online = props.presence.is_online(u);
             (
                 avatar(&c.name, false, Some(online)),
                 if online { "online" } else { "offline" }.to_string(),
@@ -64,12 +67,20 @@ pub fn conversation_view(props: &Props) -> Html {
         }
         (ConvKey::Group(_), g) => {
             let n = g.as_ref().map_or(0, |g| g.member_count);
-            let online = g.as_ref().map_or(0, |g| {
-                g.members
-                    .iter()
-                    .filter(|m| m.user_id == props.me || props.online.contains(&m.user_id))
-                    .count()
-            });
+            // Online among the members, when all of them are loaded (with
+            // only some pages, a count would mislead).
+            let online = g
+                .as_ref()
+                .filter(|g| g.members.next.is_none())
+                .map_or(0, |g| {
+                    g.members
+                        .list
+                        .iter()
+                        .filter(|m| {
+                            m.user_id == props.me || props.presence.online_or(m.user_id, m.online)
+                        })
+                        .count()
+                });
             let s = if n == 1 { "" } else { "s" };
             (
                 group_avatar(&c.name, false),
@@ -95,8 +106,9 @@ pub fn conversation_view(props: &Props) -> Html {
     let panel = match c.key {
         ConvKey::Group(id) if props.members_open && !c.read_only() => html! {
             <GroupMembers group={id} conversation={c.clone()} me={props.me}
-                token={props.token.clone()} online={props.online.clone()}
+                token={props.token.clone()} presence={props.presence.clone()}
                 on_info={props.on_group_info.clone()} on_left={props.on_left.clone()}
+                on_more={props.on_more_members.reform(move |after| (id, after))}
                 on_close={props.on_members.reform(|()| false)} />
         },
         _ => html! {},
@@ -117,7 +129,7 @@ pub fn conversation_view(props: &Props) -> Html {
             </header>
             <div class="conv-body">
                 <div class="conv-main">
-                    <MessageList conversation={c.clone()} me={props.me} now={props.now} tz={props.tz}
+                    <MessageList conversation={c.clone()} now={props.now} tz={props.tz}
                         on_retry={props.on_retry.clone()} on_load_older={props.on_load_older.clone()} />
                     <TypingIndicator names={props.typing.clone()} />
                     if let Some(why) = gone {

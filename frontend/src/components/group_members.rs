@@ -1,10 +1,12 @@
-//! A group's member panel: who is in it (owner marked, online dots), add
-//! someone by username, leave; the owner also renames and removes.
+//! A group's member panel: who is in it (by username, owner tagged, online
+//! dots), a page at a time ("Show more members"), add someone by username,
+//! leave; the owner also renames and removes.
 
 use super::avatar;
 use crate::model::Conversation;
 use crate::services::http::{self, capitalize, group_error_text};
-use shared::api::GroupInfo;
+use crate::state::Presence;
+use shared::api::GroupSummary;
 use shared::{GroupId, UserId};
 use std::rc::Rc;
 use web_sys::HtmlInputElement;
@@ -22,14 +24,49 @@ pub struct Props {
     pub me: UserId,
     /// The session token.
     pub token: AttrValue,
-    /// Everyone known to be online.
-    pub online: Rc<Vec<UserId>>,
-    /// The group changed (answer of add or rename).
-    pub on_info: Callback<GroupInfo>,
+    /// Contacts' presence.
+    pub presence: Rc<Presence>,
+    /// The group changed (answer of add or rename): the app applies the
+    /// summary and reloads the members.
+    pub on_info: Callback<GroupSummary>,
     /// We left.
     pub on_left: Callback<GroupId>,
+    /// Load the members after this cursor.
+    pub on_more: Callback<String>,
     /// Close the panel.
     pub on_close: Callback<()>,
+}
+
+/// One change the panel asks of the relay.
+enum Change {
+    Add(String),
+    Rename(String),
+    Leave,
+    Remove(UserId),
+}
+
+/// What a change came to.
+enum Done {
+    Added(GroupSummary),
+    Renamed(GroupSummary),
+    Left,
+    Removed,
+}
+
+/// Performs one change: one future type for all four, which keeps the
+/// panel small in the wasm. Errors come back as the text to show.
+async fn perform(token: &str, id: GroupId, change: Change) -> Result<Done, String> {
+    let done = match change {
+        Change::Add(name) => http::add_member(token, id, &name).await.map(Done::Added),
+        Change::Rename(name) => http::rename_group(token, id, &name)
+            .await
+            .map(Done::Renamed),
+        Change::Leave => http::leave_group(token, id).await.map(|()| Done::Left),
+        Change::Remove(user) => http::remove_member(token, id, user)
+            .await
+            .map(|()| Done::Removed),
+    };
+    done.map_err(|f| group_error_text(&f))
 }
 
 fn value(e: InputEvent) -> String {
@@ -50,99 +87,86 @@ pub fn group_members(props: &Props) -> Html {
     let owner = c.is_owner(props.me);
     let (id, token) = (props.group, props.token.to_string());
 
-    // Runs one API call; failures show in the panel.
+    // Runs one change at a time; failures show in the panel.
     let run = {
-        let (error, busy) = (error.clone(), busy.clone());
-        move |fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>| {
+        let (error, busy, add) = (error.clone(), busy.clone(), add.clone());
+        let (token, on_info, on_left) =
+            (token.clone(), props.on_info.clone(), props.on_left.clone());
+        Callback::from(move |change: Change| {
             if *busy {
                 return;
             }
             busy.set(true);
             error.set(None);
-            let (error, busy) = (error.clone(), busy.clone());
+            let (error, busy, add) = (error.clone(), busy.clone(), add.clone());
+            let (token, on_info, on_left) = (token.clone(), on_info.clone(), on_left.clone());
             spawn_local(async move {
-                let r = fut.await;
+                let r = perform(&token, id, change).await;
                 busy.set(false);
-                if let Err(e) = r {
-                    error.set(Some(e));
+                match r {
+                    Ok(Done::Added(summary)) => {
+                        add.set(String::new());
+                        on_info.emit(summary);
+                    }
+                    Ok(Done::Renamed(summary)) => on_info.emit(summary),
+                    Ok(Done::Left) => on_left.emit(id),
+                    // The GROUP_EVENT that follows updates the list.
+                    Ok(Done::Removed) => {}
+                    Err(e) => error.set(Some(e)),
                 }
             });
-        }
+        })
     };
 
     let on_add = {
-        let (add, run, token, on_info) = (
-            add.clone(),
-            run.clone(),
-            token.clone(),
-            props.on_info.clone(),
-        );
+        let (add, run) = (add.clone(), run.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let name = add.trim().to_string();
-            if name.is_empty() {
-                return;
+            if !name.is_empty() {
+                run.emit(Change::Add(name));
             }
-            let (add, token, on_info) = (add.clone(), token.clone(), on_info.clone());
-            run(Box::pin(async move {
-                let info = http::add_member(&token, id, &name)
-                    .await
-                    .map_err(|f| group_error_text(&f))?;
-                add.set(String::new());
-                on_info.emit(info);
-                Ok(())
-            }));
         })
     };
     let on_rename = {
-        let (rename, run, token, on_info) = (
-            rename.clone(),
-            run.clone(),
-            token.clone(),
-            props.on_info.clone(),
-        );
+        let (rename, run, error) = (rename.clone(), run.clone(), error.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let name = rename.trim().to_string();
-            if let Err(e) = shared::validate::group_name(&name) {
-                run(Box::pin(async move { Err(capitalize(&e.message)) }));
-                return;
+            match shared::validate::group_name(&name) {
+                Ok(()) => run.emit(Change::Rename(name)),
+                Err(e) => error.set(Some(capitalize(&e.message))),
             }
-            let (token, on_info) = (token.clone(), on_info.clone());
-            run(Box::pin(async move {
-                let info = http::rename_group(&token, id, &name)
-                    .await
-                    .map_err(|f| group_error_text(&f))?;
-                on_info.emit(info);
-                Ok(())
-            }));
         })
     };
-    let on_leave = {
-        let (run, token, on_left) = (run.clone(), token.clone(), props.on_left.clone());
-        Callback::from(move |_: MouseEvent| {
-            let (token, on_left) = (token.clone(), on_left.clone());
-            run(Box::pin(async move {
-                http::leave_group(&token, id)
-                    .await
-                    .map_err(|f| group_error_text(&f))?;
-                on_left.emit(id);
-                Ok(())
-            }));
-        })
-    };
+    let on_leave = run.reform(|_: MouseEvent| Change::Leave);
     let close = props.on_close.reform(|_: MouseEvent| ());
-    let members = c
+    let (members, count) = c
         .group
         .as_ref()
-        .map(|g| g.members.clone())
+        .map(|g| (g.members.clone(), g.member_count))
         .unwrap_or_default();
+    let count = if count > 0 {
+        count as usize
+    } else {
+        members.list.len()
+    };
+    let more = members.next.clone().map(|after| {
+        let loading = members.loading;
+        let onclick = props.on_more.reform(move |_: MouseEvent| after.clone());
+        html! {
+            <button type="button" class="link more-members" data-testid="more-members"
+                disabled={loading} aria-busy={loading.to_string()} {onclick}>
+                { if loading { "Loading…" } else { "Show more members" } }
+            </button>
+        }
+    });
 
     html! {
         <aside class="members-panel" id="group-members" data-testid="group-members"
             aria-label={format!("Members of {}", c.name)}>
             <header class="panel-head">
-                <h3>{ format!("Members · {}", members.len()) }</h3>
+                <h3>{ format!("Members · {count}") }</h3>
                 <button type="button" class="ghost" onclick={close} aria-label="Close members">{"✕"}</button>
             </header>
             if owner {
@@ -156,21 +180,16 @@ pub fn group_members(props: &Props) -> Html {
                     </div>
                 </form>
             }
-            if members.is_empty() {
+            if !members.loaded {
                 <p class="empty-note">{"Loading members…"}</p>
             }
             <ul class="member-list">
-                { for members.iter().map(|m| {
+                { for members.list.iter().map(|m| {
                     let me = m.user_id == props.me;
-                    let online = me || props.online.contains(&m.user_id);
+                    let online = me || props.presence.online_or(m.user_id, m.online);
                     let remove = (owner && !me).then(|| {
-                        let (run, token, user) = (run.clone(), token.clone(), m.user_id);
-                        let onclick = Callback::from(move |_: MouseEvent| {
-                            let token = token.clone();
-                            run(Box::pin(async move {
-                                http::remove_member(&token, id, user).await.map_err(|f| group_error_text(&f))
-                            }));
-                        });
+                        let user = m.user_id;
+                        let onclick = run.reform(move |_: MouseEvent| Change::Remove(user));
                         html! {
                             <button type="button" class="ghost small" data-testid="remove-member"
                                 aria-label={format!("Remove {}", m.username)} {onclick}>{"Remove"}</button>
@@ -190,6 +209,7 @@ pub fn group_members(props: &Props) -> Html {
                     }
                 }) }
             </ul>
+            { for more }
             <form class="panel-form" onsubmit={on_add}>
                 <label for="add-member">{"Add a member"}</label>
                 <div class="inline">

@@ -4,8 +4,7 @@
 //! page is prepended.
 
 use super::message_item::MessageItem;
-use crate::model::Conversation;
-use shared::UserId;
+use crate::model::{shown_read_by, Conversation};
 use std::rc::Rc;
 use web_sys::HtmlElement;
 use yew::prelude::*;
@@ -20,8 +19,6 @@ const LOAD_OLDER_PX: i32 = 150;
 pub struct Props {
     /// The conversation shown.
     pub conversation: Rc<Conversation>,
-    /// The signed-in user.
-    pub me: UserId,
     /// Current time and timezone offset.
     pub now: i64,
     /// `getTimezoneOffset()`.
@@ -146,7 +143,6 @@ pub fn message_list(props: &Props) -> Html {
     } else {
         html! {}
     };
-    let me = props.me;
     html! {
         <div class="messages-wrap">
             <ol class="messages" data-testid="messages" ref={list_ref} onscroll={on_scroll}
@@ -160,8 +156,8 @@ pub fn message_list(props: &Props) -> Html {
                     }</li>
                 }
                 { for c.messages.iter().map(|m| html! {
-                    <MessageItem key={m.key()} message={m.clone()} state={c.display_state(m, me)}
-                        read_by={if m.mine { c.read_by(m.seq, me) } else { None }}
+                    <MessageItem key={m.key()} message={m.clone()} state={c.display_state(m)}
+                        read_by={shown_read_by(c, m)}
                         now={props.now} tz={props.tz} on_retry={props.on_retry.clone()} />
                 }) }
             </ol>

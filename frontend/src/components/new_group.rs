@@ -1,7 +1,7 @@
 //! Create a group: name and a "public" toggle.
 
 use crate::services::http::{self, capitalize, group_error_text};
-use shared::api::GroupInfo;
+use shared::api::GroupSummary;
 use web_sys::HtmlInputElement;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -12,7 +12,7 @@ pub struct Props {
     /// The session token.
     pub token: AttrValue,
     /// The group was created.
-    pub on_created: Callback<GroupInfo>,
+    pub on_created: Callback<GroupSummary>,
     /// Back to the chats.
     pub on_cancel: Callback<()>,
 }

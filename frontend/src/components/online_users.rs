@@ -1,4 +1,5 @@
-//! Who is online right now; clicking someone opens the conversation.
+//! Contacts online right now (from PRESENCE frames: the snapshot after
+//! login, then changes); clicking someone opens the conversation.
 
 use super::avatar;
 use shared::api::UserSummary;
@@ -7,7 +8,7 @@ use yew::prelude::*;
 /// Props.
 #[derive(Properties, PartialEq)]
 pub struct Props {
-    /// Online users other than us.
+    /// Contacts online now, by username.
     pub users: Vec<UserSummary>,
     /// Someone was picked.
     pub on_open: Callback<UserSummary>,
@@ -20,7 +21,7 @@ pub fn online_users(props: &Props) -> Html {
         <section class="online" aria-labelledby="online-h">
             <h2 id="online-h">{ format!("Online — {}", props.users.len()) }</h2>
             if props.users.is_empty() {
-                <p class="empty-note">{"Nobody else is online."}</p>
+                <p class="empty-note">{"None of your contacts is online."}</p>
             } else {
                 <ul>
                     { for props.users.iter().map(|u| {

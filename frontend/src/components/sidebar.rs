@@ -6,9 +6,8 @@ use super::conversation_list::ConversationList;
 use super::online_users::OnlineUsers;
 use super::user_search::UserSearch;
 use crate::model::{ConvKey, Conversation, Typing};
-use crate::state::Screen;
+use crate::state::{Presence, Screen};
 use shared::api::UserSummary;
-use shared::UserId;
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -21,10 +20,10 @@ pub struct Props {
     pub conversations: Vec<Rc<Conversation>>,
     /// The open conversation.
     pub active: Option<ConvKey>,
-    /// Online users other than us.
+    /// Contacts online now (the "Online" list).
     pub online: Vec<UserSummary>,
-    /// Everyone known to be online (presence dots).
-    pub online_ids: Rc<Vec<UserId>>,
+    /// Contacts' presence (dots).
+    pub presence: Rc<Presence>,
     /// Who is typing where.
     pub typing: Vec<Typing>,
     /// Search box text.
@@ -78,7 +77,7 @@ pub fn sidebar(props: &Props) -> Html {
             <nav class="conversations" aria-labelledby="conv-h">
                 <h2 id="conv-h">{"Chats"}</h2>
                 <ConversationList conversations={props.conversations.clone()} active={props.active}
-                    online={props.online_ids.clone()} typing={props.typing.clone()}
+                    presence={props.presence.clone()} typing={props.typing.clone()}
                     now={props.now} tz={props.tz} on_open={props.on_open.clone()} />
             </nav>
             <OnlineUsers users={props.online.clone()} on_open={props.on_open_user.clone()} />

@@ -1,15 +1,13 @@
-//! The relay's HTTP API (`/api/...`, same origin), over `fetch`.
+//! The relay's HTTP API (`/api/...`, same origin), over `fetch` (gloo-net).
 
 use crate::model::ConvKey;
+use gloo_net::http::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use shared::api::{
     ApiError, ConversationSummary, Conversations, Credentials, GroupInfo, GroupSummary, Groups,
-    History, Invite, NewGroup, OnlineUsers, RenameGroup, Session, UserSummary,
+    History, Invite, MemberPage, NewGroup, OnlineUsers, RenameGroup, Session, UserSummary,
 };
 use shared::{ErrorCode, GroupId, UserId};
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, Request, RequestInit, Response};
 
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +98,32 @@ pub fn group_error_text(f: &ApiFailure) -> String {
     }
 }
 
+/// Percent-encodes a query parameter value as `encodeURIComponent` does
+/// (letters, digits and `-_.!~*'()` stay; every other byte of the UTF-8
+/// form becomes `%XX`).
+pub fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+    out
+}
+
+/// The path of a further page of a group's members.
+pub fn members_path(id: GroupId, after: &str, limit: u32) -> String {
+    format!(
+        "/api/groups/{id}/members?after={}&limit={limit}",
+        query_value(after)
+    )
+}
+
 /// The path of a history page.
 pub fn history_path(key: ConvKey, before: Option<u64>, limit: u32) -> String {
     let (kind, id) = match key {
@@ -112,41 +136,32 @@ pub fn history_path(key: ConvKey, before: Option<u64>, limit: u32) -> String {
     }
 }
 
+/// One request: JSON in and out, the bearer token when signed in. Any
+/// failure to get an answer (offline, refused, aborted) is
+/// [`ApiFailure::Network`]; an answer outside 2xx goes through
+/// [`ApiFailure::from_response`].
 async fn call(
-    method: &str,
+    method: Method,
     path: &str,
     token: Option<&str>,
     body: Option<String>,
 ) -> Result<String, ApiFailure> {
-    let net = |_: JsValue| ApiFailure::Network;
-    let init = RequestInit::new();
-    init.set_method(method);
-    let headers = Headers::new().map_err(net)?;
-    headers.set("Accept", "application/json").map_err(net)?;
+    let mut req = RequestBuilder::new(path)
+        .method(method)
+        .header("Accept", "application/json");
     if let Some(t) = token {
-        headers
-            .set("Authorization", &format!("Bearer {t}"))
-            .map_err(net)?;
+        req = req.header("Authorization", &format!("Bearer {t}"));
     }
-    if let Some(b) = body {
-        headers
-            .set("Content-Type", "application/json")
-            .map_err(net)?;
-        init.set_body(&JsValue::from_str(&b));
-    }
-    init.set_headers(&headers);
-    let request = Request::new_with_str_and_init(path, &init).map_err(net)?;
-    let window = web_sys::window().ok_or(ApiFailure::Network)?;
-    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+    let req = match body {
+        Some(b) => req.header("Content-Type", "application/json").body(b),
+        None => req.build(),
+    };
+    let response = req
+        .map_err(|_| ApiFailure::Network)?
+        .send()
         .await
-        .map_err(net)?
-        .dyn_into()
-        .map_err(net)?;
-    let text = JsFuture::from(response.text().map_err(net)?)
-        .await
-        .map_err(net)?
-        .as_string()
-        .unwrap_or_default();
+        .map_err(|_| ApiFailure::Network)?;
+    let text = response.text().await.map_err(|_| ApiFailure::Network)?;
     let status = response.status();
     if (200..300).contains(&status) {
         Ok(text)
@@ -156,7 +171,7 @@ async fn call(
 }
 
 async fn call_json<T: DeserializeOwned>(
-    method: &str,
+    method: Method,
     path: &str,
     token: Option<&str>,
     body: Option<String>,
@@ -176,7 +191,7 @@ fn credentials(username: &str, password: &str) -> Option<String> {
 /// `POST /api/register`.
 pub async fn register(username: &str, password: &str) -> Result<Session, ApiFailure> {
     call_json(
-        "POST",
+        Method::POST,
         "/api/register",
         None,
         credentials(username, password),
@@ -186,32 +201,31 @@ pub async fn register(username: &str, password: &str) -> Result<Session, ApiFail
 
 /// `POST /api/login`.
 pub async fn login(username: &str, password: &str) -> Result<Session, ApiFailure> {
-    call_json("POST", "/api/login", None, credentials(username, password)).await
+    call_json(
+        Method::POST,
+        "/api/login",
+        None,
+        credentials(username, password),
+    )
+    .await
 }
 
 /// `POST /api/logout`: revokes the token.
 pub async fn logout(token: &str) -> Result<(), ApiFailure> {
-    call("POST", "/api/logout", Some(token), None)
+    call(Method::POST, "/api/logout", Some(token), None)
         .await
         .map(drop)
 }
 
 /// `GET /api/me`: whether the token still works.
 pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
-    call_json("GET", "/api/me", Some(token), None).await
-}
-
-/// `GET /api/users/online`.
-pub async fn online(token: &str) -> Result<Vec<UserSummary>, ApiFailure> {
-    call_json::<OnlineUsers>("GET", "/api/users/online", Some(token), None)
-        .await
-        .map(|o| o.users)
+    call_json(Method::GET, "/api/me", Some(token), None).await
 }
 
 /// `GET /api/users?q=<prefix>`.
 pub async fn search(token: &str, prefix: &str) -> Result<Vec<UserSummary>, ApiFailure> {
-    let q: String = js_sys::encode_uri_component(prefix).into();
-    call_json::<OnlineUsers>("GET", &format!("/api/users?q={q}"), Some(token), None)
+    let q = query_value(prefix);
+    call_json::<OnlineUsers>(Method::GET, &format!("/api/users?q={q}"), Some(token), None)
         .await
         .map(|o| o.users)
 }
@@ -222,7 +236,7 @@ fn json<T: serde::Serialize>(body: &T) -> Option<String> {
 
 /// `GET /api/conversations`.
 pub async fn conversations(token: &str) -> Result<Vec<ConversationSummary>, ApiFailure> {
-    call_json::<Conversations>("GET", "/api/conversations", Some(token), None)
+    call_json::<Conversations>(Method::GET, "/api/conversations", Some(token), None)
         .await
         .map(|c| c.conversations)
 }
@@ -234,43 +248,84 @@ pub async fn history(
     before: Option<u64>,
     limit: u32,
 ) -> Result<History, ApiFailure> {
-    call_json("GET", &history_path(key, before, limit), Some(token), None).await
+    call_json(
+        Method::GET,
+        &history_path(key, before, limit),
+        Some(token),
+        None,
+    )
+    .await
 }
 
 /// `GET /api/groups/{id}`.
 pub async fn group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
-    call_json("GET", &format!("/api/groups/{id}"), Some(token), None).await
+    call_json(Method::GET, &format!("/api/groups/{id}"), Some(token), None).await
 }
 
-/// `POST /api/groups`.
-pub async fn create_group(token: &str, name: &str, public: bool) -> Result<GroupInfo, ApiFailure> {
+/// `GET /api/groups/{id}/members?after=&limit=`: the page after `after`.
+pub async fn members(
+    token: &str,
+    id: GroupId,
+    after: &str,
+    limit: u32,
+) -> Result<MemberPage, ApiFailure> {
+    call_json(
+        Method::GET,
+        &members_path(id, after, limit),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+/// `POST /api/groups`: answers with the new group's summary.
+pub async fn create_group(
+    token: &str,
+    name: &str,
+    public: bool,
+) -> Result<GroupSummary, ApiFailure> {
     let body = json(&NewGroup {
         name: name.to_owned(),
         public,
     });
-    call_json("POST", "/api/groups", Some(token), body).await
+    call_json(Method::POST, "/api/groups", Some(token), body).await
 }
 
 /// `GET /api/groups?q=<prefix>`: public groups.
 pub async fn find_groups(token: &str, prefix: &str) -> Result<Vec<GroupSummary>, ApiFailure> {
-    let q: String = js_sys::encode_uri_component(prefix).into();
-    call_json::<Groups>("GET", &format!("/api/groups?q={q}"), Some(token), None)
-        .await
-        .map(|g| g.groups)
+    let q = query_value(prefix);
+    call_json::<Groups>(
+        Method::GET,
+        &format!("/api/groups?q={q}"),
+        Some(token),
+        None,
+    )
+    .await
+    .map(|g| g.groups)
 }
 
 /// `POST /api/groups/{id}/join`.
-pub async fn join_group(token: &str, id: GroupId) -> Result<GroupInfo, ApiFailure> {
-    call_json("POST", &format!("/api/groups/{id}/join"), Some(token), None).await
+pub async fn join_group(token: &str, id: GroupId) -> Result<GroupSummary, ApiFailure> {
+    call_json(
+        Method::POST,
+        &format!("/api/groups/{id}/join"),
+        Some(token),
+        None,
+    )
+    .await
 }
 
 /// `POST /api/groups/{id}/members`.
-pub async fn add_member(token: &str, id: GroupId, username: &str) -> Result<GroupInfo, ApiFailure> {
+pub async fn add_member(
+    token: &str,
+    id: GroupId,
+    username: &str,
+) -> Result<GroupSummary, ApiFailure> {
     let body = json(&Invite {
         username: username.to_owned(),
     });
     call_json(
-        "POST",
+        Method::POST,
         &format!("/api/groups/{id}/members"),
         Some(token),
         body,
@@ -281,21 +336,33 @@ pub async fn add_member(token: &str, id: GroupId, username: &str) -> Result<Grou
 /// `DELETE /api/groups/{id}/members/{userId}`.
 pub async fn remove_member(token: &str, id: GroupId, user: UserId) -> Result<(), ApiFailure> {
     let path = format!("/api/groups/{id}/members/{user}");
-    call("DELETE", &path, Some(token), None).await.map(drop)
+    call(Method::DELETE, &path, Some(token), None)
+        .await
+        .map(drop)
 }
 
 /// `POST /api/groups/{id}/leave`.
 pub async fn leave_group(token: &str, id: GroupId) -> Result<(), ApiFailure> {
     let path = format!("/api/groups/{id}/leave");
-    call("POST", &path, Some(token), None).await.map(drop)
+    call(Method::POST, &path, Some(token), None).await.map(drop)
 }
 
 /// `PATCH /api/groups/{id}`.
-pub async fn rename_group(token: &str, id: GroupId, name: &str) -> Result<GroupInfo, ApiFailure> {
+pub async fn rename_group(
+    token: &str,
+    id: GroupId,
+    name: &str,
+) -> Result<GroupSummary, ApiFailure> {
     let body = json(&RenameGroup {
         name: name.to_owned(),
     });
-    call_json("PATCH", &format!("/api/groups/{id}"), Some(token), body).await
+    call_json(
+        Method::PATCH,
+        &format!("/api/groups/{id}"),
+        Some(token),
+        body,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -353,7 +420,6 @@ mod tests {
 
     #[test]
     fn history_paths() {
-        use shared::GroupId;
         assert_eq!(
             history_path(ConvKey::User(UserId(7)), None, 50),
             "/api/conversations/user/7/messages?limit=50"
@@ -361,6 +427,18 @@ mod tests {
         assert_eq!(
             history_path(ConvKey::Group(GroupId(3)), Some(51), 50),
             "/api/conversations/group/3/messages?before=51&limit=50"
+        );
+    }
+
+    #[test]
+    fn query_values_are_encoded_like_encode_uri_component() {
+        assert_eq!(query_value("bob"), "bob");
+        assert_eq!(query_value("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(query_value("-_.!~*'()"), "-_.!~*'()");
+        assert_eq!(query_value("50%+"), "50%25%2B");
+        assert_eq!(
+            members_path(GroupId(3), "bob & co", 100),
+            "/api/groups/3/members?after=bob%20%26%20co&limit=100"
         );
     }
 

@@ -7,6 +7,8 @@
 pub mod backoff;
 pub mod heartbeat;
 pub mod http;
+pub mod reads;
+pub mod search;
 pub mod storage;
 pub mod sync;
 pub mod throttle;

@@ -1,10 +1,11 @@
 //! Loads from the HTTP API that feed the reducer: the conversation list,
-//! history pages and group details. Each runs in the background and ends
+//! history pages, group details and further pages of members. Each runs in the background and ends
 //! in an [`Action`]; a 401 ends the session.
 
 use crate::model::{ConvKey, HISTORY_PAGE};
 use crate::services::{http, now_ms};
 use crate::state::Action;
+use shared::limits::MEMBER_PAGE;
 use shared::GroupId;
 use yew::platform::spawn_local;
 use yew::Callback;
@@ -58,14 +59,39 @@ impl Sync {
         });
     }
 
-    /// `GET /api/groups/{id}` → [`Action::Group`].
+    /// The page of members after `after` → [`Action::MemberPage`].
+    pub fn members(&self, id: GroupId, after: String) {
+        let s = self.clone();
+        s.dispatch.emit(Action::MembersLoading {
+            group: id,
+            loading: true,
+        });
+        spawn_local(async move {
+            match http::members(&s.token, id, &after, MEMBER_PAGE).await {
+                Ok(page) => s.dispatch.emit(Action::MemberPage {
+                    group: id,
+                    after,
+                    page,
+                }),
+                Err(e) => {
+                    s.dispatch.emit(Action::MembersLoading {
+                        group: id,
+                        loading: false,
+                    });
+                    s.failed(&e);
+                }
+            }
+        });
+    }
+
+    /// `GET /api/groups/{id}` (the first page of members) →
+    /// [`Action::Group`].
     pub fn group(&self, id: GroupId) {
         let s = self.clone();
         spawn_local(async move {
             match http::group(&s.token, id).await {
                 Ok(info) => s.dispatch.emit(Action::Group {
                     info,
-                    open: false,
                     now: now_ms(),
                 }),
                 Err(e) => s.failed(&e),

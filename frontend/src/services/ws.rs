@@ -2,23 +2,38 @@
 //!
 //! Decisions (when to ping, when a socket is dead, how long to wait before
 //! reconnecting) are made by the pure `heartbeat` and `backoff` modules; this
-//! file only wires them to the browser's `WebSocket` and timers.
+//! file runs them in one task over gloo-net's `WebSocket` (a `Stream` of the
+//! relay's messages, a `Sink` for ours), woken by gloo-timers' timers.
 //!
-//! Re-entrancy: handlers never hold the `RefCell` borrow while calling into
-//! yew (dispatch may run the reducer synchronously), and JS closures are never
-//! dropped while they may be running (dropping is deferred to a microtask).
+//! Re-entrancy:
+//! - the logic runs in the task, never inside a browser callback: gloo-net's
+//!   JS closures only queue an event, and ours (the 1 s interval, the
+//!   backoff timeout, `window.ononline`) only set a flag in `Inner` and
+//!   wake the task. So dropping a socket or a timer (which frees its
+//!   closures) is safe wherever the task is, and a timer's callback, which
+//!   runs from the event loop, never finds the `RefCell` borrowed;
+//! - the `RefCell` borrow is never held while calling into yew (a dispatch
+//!   may run the reducer synchronously, and the app calls
+//!   [`Connection::send`] from its callbacks), nor across an `.await`.
 
 use crate::services::backoff::Backoff;
 use crate::services::heartbeat::{Beat, Heartbeat, LOGIN_TIMEOUT_MS};
 use crate::services::{now_ms, random};
 use crate::state::{Action, ConnStatus};
+use futures_core::Stream;
+use futures_sink::Sink;
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::callback::{Interval, Timeout};
 use shared::{close, ClientFrame, ErrorCode, ServerFrame};
 use std::cell::RefCell;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::Event;
 use yew::Callback;
 
 /// How the connection talks back to the app.
@@ -32,46 +47,28 @@ pub struct Hooks {
     pub session_gone: Callback<()>,
 }
 
-/// One open socket and the JS callbacks attached to it.
-struct Socket {
-    ws: WebSocket,
-    _handlers: Vec<Closure<dyn FnMut(Event)>>,
-}
-
-impl Socket {
-    /// Detaches the handlers and closes; the closures are dropped later.
-    fn shut(self, code: u16) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        self.ws.set_onerror(None);
-        let _ = self.ws.close_with_code(code);
-        defer_drop(self);
-    }
-}
-
-/// Drops a value after the current JS callback has returned (a closure must
-/// not be freed while it runs).
-fn defer_drop<T: 'static>(value: T) {
-    wasm_bindgen_futures::spawn_local(async move { drop(value) });
-}
-
 struct Inner {
     url: String,
     token: String,
     hooks: Hooks,
-    socket: Option<Socket>,
-    /// Bumped per socket, so a late event of an old socket is ignored.
-    generation: u64,
-    attempt_started: i64,
+    /// The current socket, from `WebSocket::open` until it ends.
+    socket: Option<WebSocket>,
+    /// Set once the relay accepted our LOGIN on the current socket.
     heartbeat: Option<Heartbeat>,
     backoff: Backoff,
     ever_online: bool,
-    retry: Option<Timeout>,
-    ticker: Option<Interval>,
+    attempt_started: i64,
+    /// [`Connection::stop`] was called: the task ends.
+    stopped: bool,
+    /// End the backoff delay now (its timer ran out, the user asked, or
+    /// the network is back).
+    retry_now: bool,
+    /// A second passed (set by the interval, taken by the task).
+    tick: bool,
+    /// Wakes the task when a flag above is set from outside.
+    waker: Option<Waker>,
     /// `window.ononline`: the network is back, skip the backoff.
     on_online: Option<Closure<dyn FnMut(Event)>>,
-    stopped: bool,
 }
 
 impl Inner {
@@ -79,37 +76,29 @@ impl Inner {
         self.heartbeat.is_some()
     }
 
-    fn send(&self, frame: &ClientFrame) -> bool {
-        match &self.socket {
-            Some(s) if s.ws.ready_state() == WebSocket::OPEN => {
-                s.ws.send_with_str(&frame.encode()).is_ok()
-            }
+    /// Puts a frame on the open socket. gloo-net's `start_send` sends at
+    /// once (the browser buffers), so no `.await` is needed.
+    fn send(&mut self, frame: &ClientFrame) -> bool {
+        match self.socket.as_mut() {
+            Some(ws) if matches!(ws.state(), State::Open) => Pin::new(ws)
+                .start_send(Message::Text(frame.encode()))
+                .is_ok(),
             _ => false,
         }
     }
 
-    /// Drops the current socket (if any) and plans the next attempt.
-    fn reconnect_later(&mut self, weak: Weak<RefCell<Inner>>) -> Option<Action> {
-        if let Some(s) = self.socket.take() {
-            s.shut(close::NORMAL);
-        }
+    /// Ends the current socket, if any.
+    fn drop_socket(&mut self) {
         self.heartbeat = None;
-        if self.stopped {
-            return None;
+        if let Some(ws) = self.socket.take() {
+            let _ = ws.close(Some(close::NORMAL), None);
         }
-        let delay = self.backoff.next_delay_ms(&mut random);
-        if let Some(old) = self.retry.take() {
-            defer_drop(old);
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
         }
-        self.retry = Some(Timeout::new(delay, move || {
-            if let Some(rc) = weak.upgrade() {
-                connect(&rc);
-            }
-        }));
-        Some(Action::Conn(ConnStatus::Reconnecting {
-            attempt: self.backoff.attempt(),
-            retry_in_ms: delay,
-        }))
     }
 }
 
@@ -128,25 +117,18 @@ impl Connection {
             token,
             hooks,
             socket: None,
-            generation: 0,
-            attempt_started: 0,
             heartbeat: None,
             backoff: Backoff::default(),
             ever_online: false,
-            retry: None,
-            ticker: None,
-            on_online: None,
+            attempt_started: 0,
             stopped: false,
+            retry_now: false,
+            tick: false,
+            waker: None,
+            on_online: None,
         }));
-        let weak = Rc::downgrade(&inner);
-        inner.borrow_mut().ticker = Some(Interval::new(1_000, move || {
-            if let Some(rc) = weak.upgrade() {
-                tick(&rc);
-            }
-        }));
-        let conn = Connection { inner };
         let on_online = Closure::<dyn FnMut(Event)>::new({
-            let weak = Rc::downgrade(&conn.inner);
+            let weak = Rc::downgrade(&inner);
             move |_: Event| {
                 if let Some(inner) = weak.upgrade() {
                     Connection { inner }.retry_now();
@@ -157,51 +139,41 @@ impl Connection {
             let _ =
                 w.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
         }
-        conn.inner.borrow_mut().on_online = Some(on_online);
-        connect(&conn.inner);
-        conn
+        inner.borrow_mut().on_online = Some(on_online);
+        wasm_bindgen_futures::spawn_local(run(inner.clone()));
+        Connection { inner }
     }
 
     /// Sends a frame if the socket is logged in. Chats that cannot be sent
     /// now stay "sending" and go out after the next login.
     pub fn send(&self, frame: &ClientFrame) -> bool {
-        let i = self.inner.borrow();
+        let mut i = self.inner.borrow_mut();
         i.logged_in() && i.send(frame)
     }
 
     /// Skips the rest of the backoff delay and tries now (the banner's
-    /// "Retry now" button).
+    /// "Retry now" button, or the browser saying the network is back).
     pub fn retry_now(&self) {
-        let idle = {
-            let i = self.inner.borrow();
-            !i.stopped && !i.logged_in()
-        };
-        if idle {
-            connect(&self.inner);
+        let mut i = self.inner.borrow_mut();
+        if !i.stopped && !i.logged_in() {
+            i.retry_now = true;
+            i.wake();
         }
     }
 
-    /// Closes for good (logout, or the app unmounts).
+    /// Closes for good (logout, or the app unmounts). Never called from the
+    /// `online` listener, so that closure is not running when dropped here.
     pub fn stop(&self) {
         let mut i = self.inner.borrow_mut();
         i.stopped = true;
-        i.heartbeat = None;
-        if let Some(s) = i.socket.take() {
-            s.shut(close::NORMAL);
-        }
-        if let Some(t) = i.retry.take() {
-            defer_drop(t);
-        }
-        if let Some(t) = i.ticker.take() {
-            defer_drop(t);
-        }
+        i.drop_socket();
         if let Some(cb) = i.on_online.take() {
             if let Some(w) = web_sys::window() {
                 let _ =
                     w.remove_event_listener_with_callback("online", cb.as_ref().unchecked_ref());
             }
-            defer_drop(cb);
         }
+        i.wake();
     }
 }
 
@@ -215,126 +187,264 @@ fn ws_url() -> String {
     format!("{scheme}//{}/ws", loc.host().unwrap_or_default())
 }
 
-fn dispatch_all(rc: &Rc<RefCell<Inner>>, actions: Vec<Action>) {
-    if actions.is_empty() {
-        return;
-    }
+/// Emits an action with the borrow released.
+fn dispatch(rc: &Rc<RefCell<Inner>>, action: Action) {
     let dispatch = rc.borrow().hooks.dispatch.clone();
-    for a in actions {
-        dispatch.emit(a);
+    dispatch.emit(action);
+}
+
+/// How one socket's life ended.
+enum End {
+    /// Closed, failed or found dead: reconnect after a backoff.
+    Dropped,
+    /// [`Connection::stop`].
+    Stopped,
+    /// The relay refused the token or revoked it: back to sign-in.
+    Gone,
+}
+
+/// What woke the task during a session.
+enum Wake {
+    Stop,
+    Tick,
+    Socket(Option<Result<Message, WebSocketError>>),
+}
+
+/// The connection's one task: a socket's session, a backoff pause, again,
+/// until stopped. The 1 s ticker runs throughout: it drives the heartbeat
+/// and the app's own clock ([`Action::Tick`]), online or not.
+async fn run(rc: Rc<RefCell<Inner>>) {
+    let weak = Rc::downgrade(&rc);
+    let _ticker = Interval::new(1_000, move || {
+        flag(&weak, |i| i.tick = true);
+    });
+    loop {
+        let end = if open(&rc) {
+            session(&rc).await
+        } else {
+            End::Dropped
+        };
+        match end {
+            End::Stopped => return,
+            End::Gone => {
+                let gone = {
+                    let mut i = rc.borrow_mut();
+                    i.stopped = true;
+                    i.drop_socket();
+                    i.hooks.session_gone.clone()
+                };
+                gone.emit(());
+                return;
+            }
+            End::Dropped => {}
+        }
+        let (attempt, delay) = {
+            let mut i = rc.borrow_mut();
+            i.drop_socket();
+            let delay = i.backoff.next_delay_ms(&mut random);
+            (i.backoff.attempt(), delay)
+        };
+        dispatch(
+            &rc,
+            Action::Conn(ConnStatus::Reconnecting {
+                attempt,
+                retry_in_ms: delay,
+            }),
+        );
+        if !pause(&rc, delay).await {
+            return;
+        }
     }
 }
 
-/// Opens a new socket.
-fn connect(rc: &Rc<RefCell<Inner>>) {
-    let mut actions = vec![];
-    {
+/// Opens a new socket; `false` when the browser refused to (bad URL,
+/// blocked port).
+fn open(rc: &Rc<RefCell<Inner>>) -> bool {
+    let first = {
         let mut i = rc.borrow_mut();
-        if i.stopped {
-            return;
-        }
-        if let Some(t) = i.retry.take() {
-            // We may be running inside this very timer's callback.
-            defer_drop(t);
-        }
-        if let Some(s) = i.socket.take() {
-            s.shut(close::NORMAL);
-        }
-        i.generation += 1;
+        i.retry_now = false;
         i.heartbeat = None;
+        match WebSocket::open(&i.url) {
+            Ok(ws) => i.socket = Some(ws),
+            Err(_) => return false,
+        }
         i.attempt_started = now_ms();
-        let generation = i.generation;
-        match WebSocket::new(&i.url) {
-            Ok(ws) => {
-                let weak = Rc::downgrade(rc);
-                let on_open = Closure::<dyn FnMut(Event)>::new({
-                    let weak = weak.clone();
-                    move |_: Event| {
-                        if let Some(rc) = weak.upgrade() {
-                            let i = rc.borrow();
-                            if i.generation == generation {
-                                i.send(&ClientFrame::Login {
-                                    token: i.token.clone(),
-                                });
-                            }
-                        }
-                    }
-                });
-                let on_message = Closure::<dyn FnMut(Event)>::new({
-                    let weak = weak.clone();
-                    move |e: Event| {
-                        let text = e
-                            .dyn_ref::<MessageEvent>()
-                            .and_then(|m| m.data().as_string());
-                        if let (Some(rc), Some(text)) = (weak.upgrade(), text) {
-                            on_text(&rc, generation, &text);
-                        }
-                    }
-                });
-                let on_close = Closure::<dyn FnMut(Event)>::new({
-                    let weak = weak.clone();
-                    move |e: Event| {
-                        let code = e.dyn_ref::<CloseEvent>().map_or(1006, |c| c.code());
-                        if let Some(rc) = weak.upgrade() {
-                            on_close(&rc, generation, code);
-                        }
-                    }
-                });
-                // Errors are always followed by a close event; nothing to do.
-                let on_error = Closure::<dyn FnMut(Event)>::new(|_: Event| {});
-                ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-                ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-                ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-                ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-                i.socket = Some(Socket {
-                    ws,
-                    _handlers: vec![on_open, on_message, on_close, on_error],
-                });
-                if i.ever_online || i.backoff.attempt() > 0 {
-                    // Keep showing "reconnecting…" until LOGIN_RESP.
-                } else {
-                    actions.push(Action::Conn(ConnStatus::Connecting));
+        !i.ever_online && i.backoff.attempt() == 0
+    };
+    // Later attempts keep showing "reconnecting…" until LOGIN_RESP.
+    if first {
+        dispatch(rc, Action::Conn(ConnStatus::Connecting));
+    }
+    true
+}
+
+/// One socket, from open to its end.
+async fn session(rc: &Rc<RefCell<Inner>>) -> End {
+    let mut login_sent = false;
+    loop {
+        let wake = poll_fn(|cx| poll_session(rc, &mut login_sent, cx)).await;
+        match wake {
+            Wake::Stop => return End::Stopped,
+            Wake::Tick => {
+                if tick(rc) {
+                    return End::Dropped;
                 }
             }
-            Err(_) => actions.extend(i.reconnect_later(Rc::downgrade(rc))),
+            Wake::Socket(Some(Ok(Message::Text(text)))) => {
+                if let Some(end) = on_text(rc, &text) {
+                    return end;
+                }
+            }
+            // The relay sends text only.
+            Wake::Socket(Some(Ok(Message::Bytes(_)))) => {}
+            Wake::Socket(Some(Err(WebSocketError::ConnectionClose(e)))) => {
+                return if e.code == close::LOGGED_OUT {
+                    // The token was revoked (logout in another tab).
+                    End::Gone
+                } else {
+                    End::Dropped
+                };
+            }
+            // An error event is always followed by the close event.
+            Wake::Socket(Some(Err(_))) => {}
+            Wake::Socket(None) => return End::Dropped,
         }
     }
-    dispatch_all(rc, actions);
 }
 
-/// One frame from the relay.
-fn on_text(rc: &Rc<RefCell<Inner>>, generation: u64, text: &str) {
+/// Polls what a session waits for. LOGIN goes out as soon as the socket
+/// is open (gloo-net's `poll_ready` wakes us on the open event).
+fn poll_session(
+    rc: &Rc<RefCell<Inner>>,
+    login_sent: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Wake> {
+    let mut guard = rc.borrow_mut();
+    let i = &mut *guard;
+    if i.stopped {
+        return Poll::Ready(Wake::Stop);
+    }
+    let Some(ws) = i.socket.as_mut() else {
+        return Poll::Ready(Wake::Socket(None));
+    };
+    if !*login_sent {
+        match Pin::new(&mut *ws).poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                *login_sent = true;
+                let login = ClientFrame::Login {
+                    token: i.token.clone(),
+                };
+                let sent = Pin::new(&mut *ws).start_send(Message::Text(login.encode()));
+                if sent.is_err() {
+                    return Poll::Ready(Wake::Socket(None));
+                }
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(Wake::Socket(None)),
+            Poll::Pending => {}
+        }
+    }
+    if let Poll::Ready(m) = Pin::new(ws).poll_next(cx) {
+        return Poll::Ready(Wake::Socket(m));
+    }
+    if std::mem::take(&mut i.tick) {
+        return Poll::Ready(Wake::Tick);
+    }
+    i.waker = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+/// Sets a flag from a timer's callback and wakes the task.
+fn flag(weak: &Weak<RefCell<Inner>>, set: impl FnOnce(&mut Inner)) {
+    if let Some(rc) = weak.upgrade() {
+        let mut i = rc.borrow_mut();
+        set(&mut i);
+        i.wake();
+    }
+}
+
+/// The backoff delay: ticks go on; the delay's timer, the "Retry now"
+/// button or the `online` event start the next attempt. `false`: stopped.
+async fn pause(rc: &Rc<RefCell<Inner>>, delay: u32) -> bool {
+    enum Next {
+        Stop,
+        Go,
+        Tick,
+    }
+    let weak = Rc::downgrade(rc);
+    // Dropped (cancelled, if it has not run) when the pause ends.
+    let _timer = Timeout::new(delay, move || flag(&weak, |i| i.retry_now = true));
+    loop {
+        let next = poll_fn(|cx| {
+            let mut i = rc.borrow_mut();
+            if i.stopped {
+                Poll::Ready(Next::Stop)
+            } else if i.retry_now {
+                Poll::Ready(Next::Go)
+            } else if std::mem::take(&mut i.tick) {
+                Poll::Ready(Next::Tick)
+            } else {
+                i.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        match next {
+            Next::Stop => return false,
+            Next::Go => return true,
+            Next::Tick => dispatch(rc, Action::Tick { now: now_ms() }),
+        }
+    }
+}
+
+/// Every second of a session: heartbeat, login timeout, and the app's
+/// clock. Returns whether the socket is to be given up.
+fn tick(rc: &Rc<RefCell<Inner>>) -> bool {
+    let now = now_ms();
+    let dead = {
+        let mut i = rc.borrow_mut();
+        match i.heartbeat.as_mut().map(|h| h.on_tick(now)) {
+            Some(Beat::SendPing) => {
+                i.send(&ClientFrame::Ping { from_id: None });
+                false
+            }
+            Some(Beat::Dead) => true,
+            Some(Beat::Idle) => false,
+            // No LOGIN_RESP yet: give up on a socket that takes too long.
+            None => now - i.attempt_started >= LOGIN_TIMEOUT_MS,
+        }
+    };
+    dispatch(rc, Action::Tick { now });
+    dead
+}
+
+/// One frame from the relay; `Some` when it ends the session.
+fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
     let Ok(frame) = ServerFrame::decode(text) else {
-        return;
+        return None;
     };
     let now = now_ms();
-    let mut actions = vec![];
+    let mut action = None;
     let mut logged_in = false;
-    let mut gone = false;
     {
         let mut i = rc.borrow_mut();
-        if i.generation != generation || i.stopped {
-            return;
-        }
         match frame {
             ServerFrame::Chat(ref p) => {
                 // Ack first, before anything is rendered: the relay stops
                 // re-pushing as soon as it has the ack. Re-pushes are acked
                 // again (acks are idempotent) and deduped by the reducer.
                 i.send(&ClientFrame::Ack { msg_id: p.msg_id });
-                actions.push(Action::Frame { frame, now });
+                action = Some(Action::Frame { frame, now });
             }
             ServerFrame::LoginOk { .. } => {
                 i.heartbeat = Some(Heartbeat::new(now));
                 i.backoff.reset();
                 i.ever_online = true;
-                actions.push(Action::SocketLoggedIn { now });
+                action = Some(Action::SocketLoggedIn { now });
                 logged_in = true;
             }
             ServerFrame::LoginFailed { code, .. } => {
                 if code == ErrorCode::InvalidToken {
-                    i.stopped = true;
-                    gone = true;
+                    return Some(End::Gone);
                 }
                 // Otherwise the close (4001) that follows triggers a retry.
             }
@@ -344,77 +454,21 @@ fn on_text(rc: &Rc<RefCell<Inner>>, generation: u64, text: &str) {
                 }
             }
             ServerFrame::HeartbeatTimeout { .. } => {}
-            other => actions.push(Action::Frame { frame: other, now }),
+            other => action = Some(Action::Frame { frame: other, now }),
         }
     }
-    dispatch_all(rc, actions);
+    if let Some(a) = action {
+        dispatch(rc, a);
+    }
     if logged_in {
         // After a (re)login, resend everything still waiting for its 81,
         // with the same clientMsgId: the relay dedupes.
         let pending = rc.borrow().hooks.pending.clone();
         let frames = pending();
-        let i = rc.borrow();
+        let mut i = rc.borrow_mut();
         for f in &frames {
             i.send(f);
         }
     }
-    if gone {
-        let cb = rc.borrow().hooks.session_gone.clone();
-        cb.emit(());
-    }
-}
-
-fn on_close(rc: &Rc<RefCell<Inner>>, generation: u64, code: u16) {
-    let mut actions = vec![];
-    let mut gone = false;
-    {
-        let mut i = rc.borrow_mut();
-        if i.generation != generation || i.stopped {
-            return;
-        }
-        if code == close::LOGGED_OUT {
-            // The token was revoked (logout in another tab).
-            i.stopped = true;
-            i.heartbeat = None;
-            if let Some(s) = i.socket.take() {
-                s.shut(close::NORMAL);
-            }
-            gone = true;
-        } else {
-            actions.extend(i.reconnect_later(Rc::downgrade(rc)));
-        }
-    }
-    dispatch_all(rc, actions);
-    if gone {
-        let cb = rc.borrow().hooks.session_gone.clone();
-        cb.emit(());
-    }
-}
-
-/// Every second: heartbeat, login timeout, and the app's send timeouts.
-fn tick(rc: &Rc<RefCell<Inner>>) {
-    let now = now_ms();
-    let mut actions = vec![];
-    {
-        let mut i = rc.borrow_mut();
-        if i.stopped {
-            return;
-        }
-        let beat = i.heartbeat.as_mut().map(|h| h.on_tick(now));
-        match beat {
-            Some(Beat::SendPing) => {
-                i.send(&ClientFrame::Ping { from_id: None });
-            }
-            Some(Beat::Dead) => actions.extend(i.reconnect_later(Rc::downgrade(rc))),
-            Some(Beat::Idle) => {}
-            None => {
-                let stuck = i.socket.is_some() && now - i.attempt_started >= LOGIN_TIMEOUT_MS;
-                if stuck {
-                    actions.extend(i.reconnect_later(Rc::downgrade(rc)));
-                }
-            }
-        }
-    }
-    actions.push(Action::Tick { now });
-    dispatch_all(rc, actions);
+    None
 }
