@@ -9,6 +9,8 @@
 mod dist;
 mod run;
 mod test;
+#[cfg(test)]
+mod tidy;
 mod util;
 
 use std::path::PathBuf;
