@@ -41,7 +41,7 @@ const WASM_OPT_FEATURES: &[&str] = &[
 /// Builds the SPA into `out` (`out/index.html`, `out/assets/…`).
 pub fn dist(out: &Path) -> Result<()> {
     let root = util::workspace_root();
-    ensure_wasm_target()?;
+    util::ensure_rustup("target", &[WASM_TARGET])?;
     util::run(util::cargo().args([
         "build",
         "-p",
@@ -147,27 +147,6 @@ pub fn dist(out: &Path) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// Installs the wasm target when rustup manages the toolchain.
-fn ensure_wasm_target() -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    match installed {
-        Ok(o) if o.status.success() => {
-            if !String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.trim() == WASM_TARGET)
-            {
-                util::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
-            }
-            Ok(())
-        }
-        // No rustup: the toolchain must already have the target; cargo will
-        // say so clearly if it does not.
-        _ => Ok(()),
-    }
 }
 
 /// `name-<first 16 hex digits of sha256>.ext`.

@@ -4,11 +4,14 @@
 //!
 //! - `cargo xtask dist [--out DIR]`: production build of the browser client.
 //! - `cargo xtask run [-- RELAY ARGS]`: `dist`, then the relay serving it.
-//! - `cargo xtask test`: sets up and runs every test, browser suite included.
+//! - `cargo xtask test`: the gates (fmt, tidy, clippy), then sets up and runs
+//!   every test, browser suite included.
 
 mod dist;
 mod run;
 mod test;
+#[cfg(test)]
+mod tidy;
 mod util;
 
 use std::path::PathBuf;
@@ -20,7 +23,8 @@ usage: cargo xtask <command>
 commands:
   dist [--out DIR]        build the SPA into DIR (default: <workspace>/dist)
   run [-- RELAY ARGS...]  build dist, then run the relay serving it
-  test                    install test dependencies and run every test
+  test                    check fmt, tidy and clippy, then install test
+                          dependencies and run every test
 ";
 
 fn main() -> ExitCode {

@@ -1,33 +1,105 @@
 //! `cargo xtask test`: the one command that sets up and runs every test.
 //!
-//! 1. the browser suite's dependencies (Chromium + chromedriver);
-//! 2. backing services (none yet; see [`setup_backing_services`]);
-//! 3. `dist`, which the browser suite serves through a real relay;
-//! 4. every crate's tests except the browser suite (`cargo test`);
-//! 5. the browser suite, one test at a time (each drives real browsers).
+//! The fast gates come first, so a formatting slip fails in seconds, not
+//! after the builds:
 //!
+//! 1. rustfmt and clippy (`rustup component add` when missing);
+//! 2. formatting: `cargo fmt --all -- --check`;
+//! 3. tidy: the checks in `xtask/src/tidy.rs` (SAFETY comments, Linux-only
+//!    code `cfg`-gated, file length, paths named by the docs); they are
+//!    plain tests, so step 7 runs them again (in milliseconds);
+//! 4. lints: `cargo clippy --workspace --all-targets -- -D warnings`, every
+//!    member including `e2e` (which `default-members` leaves out of plain
+//!    `cargo test`), the frontend compiled natively like its tests. Not also
+//!    for `wasm32`: only `frontend::start` is wasm-only, `dist` compiles it,
+//!    and checking yew and web-sys for wasm32 costs about a minute here;
+//! 5. the browser suite's dependencies (Chromium + chromedriver) and the
+//!    backing services (none yet; see [`setup_backing_services`]);
+//! 6. `dist`, which the browser suite serves through a real relay;
+//! 7. every crate's tests except the browser suite (`cargo test`);
+//! 8. the browser suite, one test at a time (each drives real browsers).
+//!
+//! Each stage prints a line when it starts and its duration when it ends.
 //! Output streams as it comes; the first failure ends the run non-zero.
 
 use crate::util::{self, Result};
 use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+type Stage<'a> = (&'a str, Box<dyn Fn() -> Result<()> + 'a>);
+
 /// Runs everything.
 pub fn test() -> Result<()> {
-    ensure_browser()?;
-    setup_backing_services()?;
     let dist = util::workspace_root().join("dist");
-    crate::dist::dist(&dist)?;
-    util::run(util::cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
-    util::run(
-        util::cargo()
-            .args(["test", "-p", "e2e", "--", "--test-threads=1"])
-            .env("FERROCHAT_DIST", &dist),
-    )?;
-    println!("xtask: all tests passed");
+    let stages: Vec<Stage> = vec![
+        (
+            "toolchain: rustfmt and clippy",
+            Box::new(|| util::ensure_rustup("component", &["rustfmt", "clippy"])),
+        ),
+        (
+            "format",
+            Box::new(|| util::run(util::cargo().args(["fmt", "--all", "--", "--check"]))),
+        ),
+        (
+            "tidy",
+            Box::new(|| util::run(util::cargo().args(["test", "-p", "xtask", "--", "tidy::"]))),
+        ),
+        (
+            "clippy",
+            Box::new(|| {
+                util::run(util::cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            }),
+        ),
+        (
+            "setup: browser and backing services",
+            Box::new(|| {
+                ensure_browser()?;
+                setup_backing_services()
+            }),
+        ),
+        ("dist", Box::new(|| crate::dist::dist(&dist))),
+        (
+            "tests",
+            Box::new(|| util::run(util::cargo().args(["test", "--workspace", "--exclude", "e2e"]))),
+        ),
+        (
+            "browser suite",
+            Box::new(|| {
+                util::run(
+                    util::cargo()
+                        .args(["test", "-p", "e2e", "--", "--test-threads=1"])
+                        .env("FERROCHAT_DIST", &dist),
+                )
+            }),
+        ),
+    ];
+    let total = Instant::now();
+    let n = stages.len();
+    for (i, (name, run)) in stages.iter().enumerate() {
+        eprintln!("xtask: [{}/{n}] {name}", i + 1);
+        let start = Instant::now();
+        run().map_err(|e| format!("stage {}/{n} ({name}): {e}", i + 1))?;
+        eprintln!(
+            "xtask: [{}/{n}] {name}: ok in {:.1}s",
+            i + 1,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "xtask: all tests passed in {:.0}s",
+        total.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -53,6 +53,40 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Adds the rustup `kind`s (`"component"` or `"target"`) in `names` that
+/// the active toolchain lacks. Without rustup this does nothing: the
+/// toolchain must have them already, and cargo says so clearly if not.
+pub fn ensure_rustup(kind: &str, names: &[&str]) -> Result<()> {
+    let mut list = Command::new("rustup");
+    list.args([kind, "list", "--installed"])
+        .current_dir(workspace_root());
+    let Ok(o) = list.output() else {
+        return Ok(());
+    };
+    if !o.status.success() {
+        return Ok(());
+    }
+    let installed = String::from_utf8_lossy(&o.stdout);
+    // Components are listed with their host triple (`clippy-x86_64-…`).
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| {
+            !installed
+                .lines()
+                .map(str::trim)
+                .any(|l| l == *n || l.starts_with(&format!("{n}-")))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("rustup")
+        .args([kind, "add"])
+        .args(&missing)
+        .current_dir(workspace_root()))
+}
+
 /// Whether a program runs at all (`prog --version` exits 0).
 pub fn works(prog: impl AsRef<std::ffi::OsStr>) -> bool {
     Command::new(prog)
