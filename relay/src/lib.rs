@@ -186,6 +186,8 @@ pub fn init_tracing(config: &Config) {
 /// 1.1 GiB RSS. A fixed threshold keeps large blocks on mmap (returned on
 /// free), and fewer arenas limit fragmentation across blocking threads.
 pub fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // other thread exists, as glibc asks.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
@@ -197,6 +199,8 @@ pub fn tune_allocator() {
 /// descriptor, and the usual soft limit (1024) would cap the relay far
 /// below what it can serve.
 pub fn raise_fd_limit() {
+    // SAFETY: both calls only read or write the local `rlimit` they are
+    // given a pointer to.
     #[cfg(unix)]
     unsafe {
         let mut lim = libc::rlimit {

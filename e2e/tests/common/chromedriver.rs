@@ -53,6 +53,9 @@ impl ChromeDriver {
             // Own process group: one kill reaches the browsers it starts.
             cmd.process_group(0);
             // If this test process dies hard, chromedriver goes too.
+            // SAFETY: the hook runs in the forked child before exec and
+            // only makes one async-signal-safe system call.
+            #[cfg(target_os = "linux")]
             unsafe {
                 cmd.pre_exec(|| {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -89,6 +92,8 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        // SAFETY: kill(2) takes plain integers; a group that is already
+        // gone is only an error code.
         #[cfg(unix)]
         unsafe {
             libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);

@@ -171,8 +171,11 @@ impl std::fmt::Display for SessionError {
 
 fn set_bind_address_no_port(sock: &TcpSocket) {
     let one: libc::c_int = 1;
+    // Linux only: elsewhere the option does not exist and ports are
+    // simply chosen at bind time.
     // SAFETY: a valid fd, a pointer to a live c_int and its size. Failure
     // only costs port-range headroom, so the result is ignored.
+    #[cfg(target_os = "linux")]
     unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),

@@ -27,6 +27,10 @@ mod ids;
 mod indexer;
 mod listing;
 mod log;
+#[cfg(target_os = "linux")]
+mod priority;
+#[cfg(not(target_os = "linux"))]
+#[path = "priority_other.rs"]
 mod priority;
 mod reads;
 mod recovery;
