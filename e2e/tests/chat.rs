@@ -23,18 +23,19 @@ async fn two_users_sign_up_and_chat_both_ways() {
     run("two_users_sign_up_and_chat_both_ways", |env| async move {
         let (alice_name, alice) = env.signed_up("alice").await;
         let (bob_name, bob) = env.signed_up("bob").await;
-        // Bob signed in after alice was online: she is in his online list
-        // (polled every 10 s, and once at sign-in).
-        bob.wait_for_within(
-            &format!("[data-testid=\"online-user\"][data-user=\"{alice_name}\"]"),
-            Duration::from_secs(25),
-        )
-        .await;
 
         alice.open_chat_via_search(&bob_name).await;
         let hello = "Hi Bob! Lunch at the café at 12:30?";
         let mine = alice.send(hello).await;
         assert_eq!(mine.sender, alice_name);
+        // Their first message makes them contacts: each is told the other
+        // is online (a PRESENCE frame; nothing is polled), and alice shows
+        // in bob's online list.
+        bob.wait_for_within(
+            &format!("[data-testid=\"online-user\"][data-user=\"{alice_name}\"]"),
+            Duration::from_secs(10),
+        )
+        .await;
 
         // Bob has no conversation open: the message shows up as unread,
         // delivered (his page acked it) but not read.
