@@ -72,12 +72,17 @@ pub async fn serve(
         .timer(TokioTimer::new())
         // Slowloris: a client has this long to send its request headers.
         .header_read_timeout(Duration::from_secs(10));
-    let background = crate::spawn_background(app.clone());
+    let mut background = crate::spawn_background(app.clone());
     tokio::pin!(shutdown);
 
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
+            // Retries, presence and gap fetches never end: if that task
+            // died (a panic), the relay must not go on without them.
+            ended = &mut background => {
+                crate::fatal::stop(&format!("the relay's timer task ended ({ended:?})"))
+            }
             r = listener.accept() => match r {
                 Ok(conn) => conn,
                 Err(e) => {
