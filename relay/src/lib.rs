@@ -81,7 +81,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(Hub::new(
+    let hub = Hub::start(
         HubConfig {
             ack_timeout: config.ack_timeout,
             max_retry_interval: config.max_retry_interval.max(config.ack_timeout),
@@ -90,7 +90,7 @@ pub async fn run(
             gap_wait: GAP_WAIT,
         },
         metrics.clone(),
-    ));
+    )?;
     let (store, hashing) = {
         let (config, metrics) = (config.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || -> Result<_> {

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Typing notices per conversation are relayed at most this often.
 const TYPING_THROTTLE: Duration = Duration::from_secs(1);
@@ -172,8 +173,8 @@ where
     /// client is not reading) the fan-out goes first and the session waits
     /// for room: its own answers are never dropped, and its recipients do
     /// not wait for it.
-    pub(super) async fn answered(&mut self, (result, client_msg_id): Answered) -> Result<(), Stop> {
-        let m = self.app.metrics.clone();
+    pub(super) fn answered(&mut self, (result, client_msg_id): Answered) -> Reply {
+        let m = &self.app.metrics;
         let (frame, placed) = match result {
             Ok(ChatOutcome::Stored(placed)) => {
                 m.messages_in_total.fetch_add(1, Relaxed);
@@ -188,7 +189,14 @@ where
                 m.messages_deduplicated_total.fetch_add(1, Relaxed);
                 (chat_resp((o.msg_id, o.ts, o.seq), client_msg_id), None)
             }
-            Err(Error::StoreClosed) => return Err(self.shutting_down(client_msg_id).await),
+            Err(Error::StoreClosed) => {
+                let e = error_frame(
+                    ErrorCode::ShuttingDown,
+                    "the relay is shutting down; reconnect and resend",
+                    Some(frame_type::CHAT),
+                );
+                return Reply::Close(encode(&naming(e, client_msg_id, None)), close::GOING_AWAY);
+            }
             Err(e) => {
                 m.errors_total.fetch_add(1, Relaxed);
                 let frame = naming(relay_error(&e, frame_type::CHAT), client_msg_id, None);
@@ -196,16 +204,15 @@ where
             }
         };
         let frame = encode(&frame);
-        if self.handle.offer(frame.clone(), &m) {
-            if let Some(p) = &placed {
-                self.app.hub.fanout(p, Some(self.handle.id()));
-            }
-            return Ok(());
-        }
+        let queued = self.handle.offer(frame.clone(), m);
         if let Some(p) = &placed {
             self.app.hub.fanout(p, Some(self.handle.id()));
         }
-        self.reply(self.handle.send(frame, &m).await)
+        if queued {
+            Reply::Done
+        } else {
+            Reply::Wait(frame)
+        }
     }
 
     /// Relays "typing" to the peer, or to the members of a small group.
@@ -334,6 +341,16 @@ where
             self.reply(self.send(&naming(e, None, Some(msg_id))).await)
         }
     }
+}
+
+/// What is left to do after a chat's answer ([`Session::answered`]).
+pub(super) enum Reply {
+    /// Nothing: the answer is queued.
+    Done,
+    /// The socket's queue was full: wait for room for this frame.
+    Wait(Utf8Bytes),
+    /// Send this frame, then close with this code.
+    Close(Utf8Bytes, u16),
 }
 
 /// A type 81 frame.

@@ -219,8 +219,17 @@ where
                 biased;
                 _ = &mut killed => return Stop::Gone,
                 answered = self.inflight.next(), if !self.inflight.is_empty() => {
-                    if let Err(stop) = Box::pin(self.answered(answered)).await {
-                        return stop;
+                    match self.answered(answered) {
+                        frames::Reply::Done => {}
+                        frames::Reply::Wait(frame) => {
+                            if !self.handle.send(frame, &self.app.metrics).await {
+                                return Stop::Gone;
+                            }
+                        }
+                        frames::Reply::Close(frame, code) => {
+                            self.handle.send(frame, &self.app.metrics).await;
+                            return Stop::Close(code);
+                        }
                     }
                     continue;
                 }

@@ -53,6 +53,10 @@ pub(super) struct ConvState {
     through: Option<u64>,
     ahead: BTreeSet<u64>,
     outstanding: BTreeMap<u64, Pending>,
+    /// How many of `outstanding` are held back (not sent).
+    held: usize,
+    /// Every outstanding push up to here was sent (where `release` starts).
+    released: u64,
     /// The delivery cursor as last reported to the store.
     cursor: u64,
     /// Since when pushes have waited behind a gap.
@@ -71,13 +75,20 @@ impl ConvState {
     /// Records `seq` as seen and moves `through` over what is contiguous.
     /// Nothing comes before seq 1, so seeing it fixes an unknown base.
     fn mark(&mut self, seq: u64, now: Instant) {
-        if self.through.is_some_and(|t| seq <= t) {
-            return;
+        match self.through {
+            Some(t) if seq <= t => return,
+            // In order, the common case: no set to touch.
+            Some(t) if seq == t + 1 => {
+                self.through = Some(seq);
+                if !self.ahead.is_empty() {
+                    self.advance(now);
+                }
+                return;
+            }
+            None if seq == 1 => self.through = Some(0),
+            _ => {}
         }
         self.ahead.insert(seq);
-        if seq == 1 && self.through.is_none() {
-            self.through = Some(0);
-        }
         self.advance(now);
     }
 
@@ -103,18 +114,24 @@ impl ConvState {
         }
     }
 
-    /// Pushes no longer held back: not sent yet and now contiguous (or
-    /// anything while the base is unknown), in order. Marks them sent.
-    fn release(&mut self) -> Vec<(u64, Utf8Bytes)> {
+    /// Adds the pushes no longer held back (not sent yet and now
+    /// contiguous, or anything while the base is unknown) to `out`, in
+    /// order, and marks them sent.
+    fn release(&mut self, out: &mut Vec<(u64, Utf8Bytes)>) {
         let upto = self.through.unwrap_or(u64::MAX);
-        self.outstanding
-            .range_mut(..=upto)
-            .filter(|(_, p)| !p.sent)
-            .map(|(seq, p)| {
+        if self.held == 0 || upto <= self.released {
+            return;
+        }
+        for (seq, p) in self.outstanding.range_mut(self.released + 1..=upto) {
+            if !p.sent {
                 p.sent = true;
-                (*seq, p.frame.clone())
-            })
-            .collect()
+                self.held -= 1;
+                out.push((*seq, p.frame.clone()));
+            }
+        }
+        if let Some(t) = self.through {
+            self.released = self.released.max(t);
+        }
     }
 
     /// The cursor after an ack, if it moves.
@@ -132,22 +149,25 @@ impl ConvState {
 }
 
 impl UserEntry {
-    /// Starts tracking a push; returns the frames now due to the user's
-    /// sockets (this one, unless held back, and any it released).
+    /// Starts tracking a push; adds the frames now due to the user's
+    /// sockets (this one, unless held back, and any it released) to `out`.
     fn track(
         &mut self,
         msg: &StoredMessage,
         frame: &Utf8Bytes,
         due: Instant,
         now: Instant,
-    ) -> Vec<(u64, Utf8Bytes)> {
+        out: &mut Vec<(u64, Utf8Bytes)>,
+    ) {
         if self.by_msg.contains_key(&msg.msg_id) || self.recent_acks.contains(&msg.msg_id) {
-            return Vec::new();
+            return;
         }
         let cs = self.convs.entry(msg.conv).or_default();
         if cs.seen(msg.seq) {
-            return Vec::new();
+            return;
         }
+        let gapped = cs.gap_since.is_some();
+        cs.held += 1;
         cs.outstanding.insert(
             msg.seq,
             Pending {
@@ -161,20 +181,23 @@ impl UserEntry {
             },
         );
         cs.mark(msg.seq, now);
-        let released = cs.release();
-        self.note_gap(msg.conv);
+        cs.release(out);
+        if gapped != cs.gap_since.is_some() {
+            self.note_gap(msg.conv);
+        }
         self.by_msg.insert(msg.msg_id, (msg.conv, msg.seq));
         self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
-        released
     }
 
-    /// Records the user's own message; returns pushes it released.
-    fn own(&mut self, conv: ConvId, seq: u64, now: Instant) -> Vec<(u64, Utf8Bytes)> {
+    /// Records the user's own message; adds pushes it released to `out`.
+    fn own(&mut self, conv: ConvId, seq: u64, now: Instant, out: &mut Vec<(u64, Utf8Bytes)>) {
         let cs = self.convs.entry(conv).or_default();
+        let gapped = cs.gap_since.is_some();
         cs.mark(seq, now);
-        let released = cs.release();
-        self.note_gap(conv);
-        released
+        cs.release(out);
+        if gapped != cs.gap_since.is_some() {
+            self.note_gap(conv);
+        }
     }
 
     fn note_gap(&mut self, conv: ConvId) {
@@ -185,18 +208,22 @@ impl UserEntry {
         }
     }
 
-    /// Queues frames to live sockets, or to the buffers of syncing ones.
+    /// Queues `frames` (drained) to live sockets, or to the buffers of
+    /// syncing ones.
     fn deliver_frames(
         &mut self,
         conv: ConvId,
-        frames: Vec<(u64, Utf8Bytes)>,
+        frames: &mut Vec<(u64, Utf8Bytes)>,
         out: &mut Vec<(SocketHandle, Utf8Bytes)>,
     ) {
+        if frames.is_empty() {
+            return;
+        }
         for s in self.sockets.iter_mut() {
             match s.sync.as_mut() {
                 None => out.extend(frames.iter().map(|(_, f)| (s.handle.clone(), f.clone()))),
                 Some(buf) => {
-                    for (seq, f) in &frames {
+                    for (seq, f) in frames.iter() {
                         if buf.frames.len() >= SYNC_BUFFER {
                             buf.overflow = true;
                             buf.frames.clear();
@@ -208,6 +235,7 @@ impl UserEntry {
                 }
             }
         }
+        frames.clear();
     }
 }
 
@@ -270,6 +298,7 @@ impl Hub {
         let now = Instant::now();
         let due = now + self.config.ack_timeout;
         let mut out = Vec::new();
+        let mut frames = Vec::new();
         let mut delivered = 0u64;
         let users = users.iter().copied().filter(|u| *u != msg.from);
         self.each_shard(users, |shard, users| {
@@ -277,9 +306,9 @@ impl Hub {
                 let Some(e) = shard.get_mut(u) else {
                     continue; // offline: the message waits in the store
                 };
-                let frames = e.track(msg, frame, due, now);
+                e.track(msg, frame, due, now, &mut frames);
                 delivered += u64::from(e.by_msg.contains_key(&msg.msg_id));
-                e.deliver_frames(msg.conv, frames, &mut out);
+                e.deliver_frames(msg.conv, &mut frames, &mut out);
             }
         });
         self.metrics
@@ -299,8 +328,9 @@ impl Hub {
             let Some(e) = shard.get_mut(&msg.from) else {
                 return;
             };
-            let released = e.own(msg.conv, msg.seq, Instant::now());
-            e.deliver_frames(msg.conv, released, &mut out);
+            let mut released = Vec::new();
+            e.own(msg.conv, msg.seq, Instant::now(), &mut released);
+            e.deliver_frames(msg.conv, &mut released, &mut out);
             for h in e.live_handles() {
                 if Some(h.id()) != origin {
                     out.push((h, frame.clone()));
@@ -318,23 +348,35 @@ impl Hub {
         let now = Instant::now();
         let due = now + self.config.ack_timeout;
         let frames: Vec<Utf8Bytes> = msgs.iter().map(|m| encode(&m.push_frame())).collect();
-        let mut shard = self.shard(user).lock();
-        if let Some(e) = shard.get_mut(&user) {
-            for (m, f) in msgs.iter().zip(&frames) {
-                // Sent to this socket below; other tabs get what it releases.
-                drop(e.track(m, f, due, now));
-                if let Some(cs) = e.convs.get_mut(&m.conv) {
-                    if let Some(p) = cs.outstanding.get_mut(&m.seq) {
-                        p.sent = true;
-                    }
-                }
-            }
+        let mut out = Vec::new();
+        {
+            let mut shard = self.shard(user).lock();
+            let Some(e) = shard.get_mut(&user) else {
+                return frames;
+            };
             if let Some(buf) = syncing(e, socket) {
                 for m in msgs {
                     let s = buf.sent.entry(m.conv).or_default();
                     *s = (*s).max(m.seq);
                 }
             }
+            let mut released = Vec::new();
+            for (m, f) in msgs.iter().zip(&frames) {
+                // Sent to this socket by the caller: not held back.
+                e.track(m, f, due, now, &mut released);
+                if let Some(cs) = e.convs.get_mut(&m.conv) {
+                    if let Some(p) = cs.outstanding.get_mut(&m.seq).filter(|p| !p.sent) {
+                        p.sent = true;
+                        cs.held -= 1;
+                    }
+                }
+                released.retain(|(seq, _)| *seq != m.seq);
+                // What it released goes to the user's other sockets.
+                e.deliver_frames(m.conv, &mut released, &mut out);
+            }
+        }
+        for (h, f) in out {
+            h.push(f, &self.metrics);
         }
         frames
     }
@@ -363,7 +405,7 @@ impl Hub {
             let cs = e.convs.entry(p.conv).or_default();
             cs.install(p.last, now);
             cs.cursor = cs.cursor.max(p.delivered);
-            released.extend(cs.release().into_iter().map(|(_, f)| f));
+            cs.release(&mut released);
             e.note_gap(p.conv);
         }
         let Some(s) = e.sockets.iter_mut().find(|s| s.handle.id() == socket) else {
@@ -377,7 +419,7 @@ impl Hub {
         }
         let live = e.live_handles();
         drop(shard);
-        for f in released {
+        for (_, f) in released {
             for h in &live {
                 h.push(f.clone(), &self.metrics);
             }
@@ -397,9 +439,10 @@ impl Hub {
             let cs = e.convs.entry(conv).or_default();
             cs.install(seq, Instant::now());
             cs.cursor = cs.cursor.max(seq);
-            let released = cs.release();
+            let mut released = Vec::new();
+            cs.release(&mut released);
             e.note_gap(conv);
-            e.deliver_frames(conv, released, &mut out);
+            e.deliver_frames(conv, &mut released, &mut out);
         }
         for (h, f) in out {
             h.push(f, &self.metrics);
@@ -557,19 +600,20 @@ impl Hub {
                 }
                 return;
             };
+            let mut frames = Vec::new();
             for m in msgs.iter().filter(|m| m.conv == gap.conv) {
                 let frame = encode(&m.push_frame());
-                let frames = e.track(m, &frame, due, now);
-                e.deliver_frames(gap.conv, frames, &mut out);
+                e.track(m, &frame, due, now, &mut frames);
+                e.deliver_frames(gap.conv, &mut frames, &mut out);
             }
             let cs = e.convs.entry(gap.conv).or_default();
             // What the store did not return there is not the user's to get
             // (their own, or from before they joined).
             cs.install(gap.before - 1, now);
             cs.fetching = false;
-            let released = cs.release();
+            cs.release(&mut frames);
             e.note_gap(gap.conv);
-            e.deliver_frames(gap.conv, released, &mut out);
+            e.deliver_frames(gap.conv, &mut frames, &mut out);
         }
         for (h, f) in out {
             h.push(f, &self.metrics);

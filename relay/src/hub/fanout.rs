@@ -17,11 +17,23 @@ impl Hub {
         }
     }
 
-    /// Fans a stored chat out: a tracked push to each online recipient
-    /// (the peer, or every member of the group when it was stored), and an
-    /// echo to the sender's other sockets (not `origin`). One push is
-    /// encoded once; sockets share the bytes.
+    /// Fans a stored chat out (here or on the dispatch thread, see
+    /// `dispatch.rs`): a tracked push to each online recipient (the peer,
+    /// or every member of the group when it was stored), and an echo to the
+    /// sender's other sockets (not `origin`).
     pub fn fanout(&self, placed: &Placed, origin: Option<u64>) {
+        if let Some(d) = &self.dispatcher {
+            let recipients = placed.members.as_ref().map_or(1, |m| m.len());
+            if d.offer((placed.clone(), origin), recipients).is_ok() {
+                return;
+            }
+        }
+        self.fan_out_now(placed, origin);
+    }
+
+    /// [`Hub::fanout`], here. One push is encoded once; sockets share the
+    /// bytes.
+    pub(super) fn fan_out_now(&self, placed: &Placed, origin: Option<u64>) {
         let msg = &placed.msg;
         let frame = encode(&msg.push_frame());
         match (msg.to, &placed.members) {

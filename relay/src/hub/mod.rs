@@ -15,6 +15,7 @@
 //! slow socket never holds up anyone else.
 
 mod delivery;
+mod dispatch;
 mod fanout;
 mod presence;
 mod registry;
@@ -133,10 +134,12 @@ pub struct Hub {
     config: HubConfig,
     metrics: Arc<Metrics>,
     next_socket: AtomicU64,
+    /// The dispatch thread, if started ([`Hub::start`]).
+    dispatcher: Option<dispatch::Dispatcher>,
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub that fans out inline (for tests).
     pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Hub {
         Hub {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -144,7 +147,22 @@ impl Hub {
             config,
             metrics,
             next_socket: AtomicU64::new(1),
+            dispatcher: None,
         }
+    }
+
+    /// An empty hub with its dispatch thread.
+    pub fn start(config: HubConfig, metrics: Arc<Metrics>) -> std::io::Result<Arc<Hub>> {
+        let mut started = Ok(());
+        let hub = Arc::new_cyclic(|weak| {
+            let mut hub = Hub::new(config, metrics);
+            match dispatch::Dispatcher::start(weak.clone()) {
+                Ok(d) => hub.dispatcher = Some(d),
+                Err(e) => started = Err(e),
+            }
+            hub
+        });
+        started.map(|()| hub)
     }
 
     fn shard_index(user: UserId) -> usize {

@@ -56,6 +56,7 @@ fn placed(m: StoredMessage) -> Placed {
     Placed {
         msg: Arc::new(m),
         members,
+        batch: 1,
     }
 }
 

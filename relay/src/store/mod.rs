@@ -113,7 +113,7 @@ pub struct MessageRef {
 }
 
 /// A chat to store, as the session validated it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NewChat {
     /// When the frame arrived (for the store latency histogram).
     pub received: Instant,
@@ -147,6 +147,9 @@ pub struct Placed {
     /// For a group message, the members when it was stored (sorted); the
     /// recipient of a one-to-one message is `msg.to`.
     pub members: Option<Arc<Vec<UserId>>>,
+    /// How many chats were made durable together with it (its group
+    /// commit): a sign of load, for where the hub fans out.
+    pub batch: usize,
 }
 
 /// The answer a stored message got, for a resend of its key.

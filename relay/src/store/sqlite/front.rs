@@ -324,9 +324,13 @@ impl Front {
         }
         self.ops.push(Op::Logged(record));
         self.arrived.push(c.received);
-        let msg = Arc::new(placing.message(&c));
-        self.answers
-            .push((reply, Ok(ChatOutcome::Stored(Placed { msg, members }))));
+        let msg = Arc::new(placing.message(c));
+        let placed = Placed {
+            msg,
+            members,
+            batch: 0, // set when the group is flushed
+        };
+        self.answers.push((reply, Ok(ChatOutcome::Stored(placed))));
         // Bounded groups: a quarter of the log at most, so one always fits.
         if self.buf.len() >= self.log.capacity() / 4 {
             self.flush();
@@ -364,7 +368,10 @@ impl Front {
                 m.store_latency.observe(now.saturating_duration_since(t));
             }
         }
-        for (reply, result) in self.answers.drain(..) {
+        for (reply, mut result) in self.answers.drain(..) {
+            if let Ok(ChatOutcome::Stored(p)) = &mut result {
+                p.batch = logged;
+            }
             reply.send(result);
         }
         if self.ops.len() >= HANDOFF || self.ops.iter().any(|op| !matches!(op, Op::Logged(_))) {

@@ -175,16 +175,16 @@ impl Placing {
         }
     }
 
-    fn message(&self, c: &NewChat) -> StoredMessage {
+    fn message(&self, c: NewChat) -> StoredMessage {
         StoredMessage {
             conv: self.conv,
             seq: self.seq,
             msg_id: self.msg_id,
             from: c.from,
-            from_name: c.from_name.clone(),
+            from_name: c.from_name,
             to: c.to,
-            client_msg_id: c.client_msg_id.clone(),
-            content: c.content.clone(),
+            client_msg_id: c.client_msg_id,
+            content: c.content,
             ts: self.ts,
         }
     }

@@ -198,8 +198,10 @@ impl Indexer {
         }
         self.seqs.insert(conv, seq);
         Ok(Ok(ChatOutcome::Stored(Placed {
-            msg: Arc::new(placing.message(c)),
+            // The job may run again if its transaction is redone: a copy.
+            msg: Arc::new(placing.message(c.clone())),
             members,
+            batch: 1,
         })))
     }
 
