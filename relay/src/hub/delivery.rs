@@ -18,11 +18,12 @@
 //! ([`Hub::due_gaps`]), fetched from the store and filled
 //! ([`Hub::fill_gap`]), which releases what was held.
 
+use super::conv::Pending;
 use super::{Hub, UserEntry};
 use crate::socket::{encode, SocketHandle};
 use crate::store::{ConvId, Position, StoredMessage};
 use shared::{MsgId, Target, UserId};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -32,121 +33,6 @@ const RECENT_ACKS: usize = 256;
 /// Live pushes buffered for a socket that is still receiving its backlog;
 /// past this the socket reloads from the database instead.
 const SYNC_BUFFER: usize = 4096;
-
-/// A push the user owes an ack for.
-struct Pending {
-    msg_id: MsgId,
-    from: UserId,
-    /// One-to-one messages get delivery receipts (92); group messages do
-    /// not (thousands of receipts per message), they get read counts.
-    receipt: bool,
-    frame: Utf8Bytes,
-    attempts: u32,
-    due: Instant,
-    /// False while held back behind a gap.
-    sent: bool,
-}
-
-/// One user's delivery state in one conversation (see the module docs).
-#[derive(Default)]
-pub(super) struct ConvState {
-    through: Option<u64>,
-    ahead: BTreeSet<u64>,
-    outstanding: BTreeMap<u64, Pending>,
-    /// How many of `outstanding` are held back (not sent).
-    held: usize,
-    /// Every outstanding push up to here was sent (where `release` starts).
-    released: u64,
-    /// The delivery cursor as last reported to the store.
-    cursor: u64,
-    /// Since when pushes have waited behind a gap.
-    gap_since: Option<Instant>,
-    /// The gap was reported and is being fetched.
-    fetching: bool,
-}
-
-impl ConvState {
-    fn seen(&self, seq: u64) -> bool {
-        self.through.is_some_and(|t| seq <= t)
-            || self.ahead.contains(&seq)
-            || self.outstanding.contains_key(&seq)
-    }
-
-    /// Records `seq` as seen and moves `through` over what is contiguous.
-    /// Nothing comes before seq 1, so seeing it fixes an unknown base.
-    fn mark(&mut self, seq: u64, now: Instant) {
-        match self.through {
-            Some(t) if seq <= t => return,
-            // In order, the common case: no set to touch.
-            Some(t) if seq == t + 1 => {
-                self.through = Some(seq);
-                if !self.ahead.is_empty() {
-                    self.advance(now);
-                }
-                return;
-            }
-            None if seq == 1 => self.through = Some(0),
-            _ => {}
-        }
-        self.ahead.insert(seq);
-        self.advance(now);
-    }
-
-    /// Everything up to `base` is accounted for (login snapshot, join).
-    fn install(&mut self, base: u64, now: Instant) {
-        let t = self.through.map_or(base, |t| t.max(base));
-        self.through = Some(t);
-        self.ahead = self.ahead.split_off(&(t + 1));
-        self.advance(now);
-    }
-
-    fn advance(&mut self, now: Instant) {
-        let Some(t) = self.through.as_mut() else {
-            return;
-        };
-        while self.ahead.remove(&(*t + 1)) {
-            *t += 1;
-        }
-        if self.ahead.is_empty() {
-            self.gap_since = None;
-        } else if self.gap_since.is_none() {
-            self.gap_since = Some(now);
-        }
-    }
-
-    /// Adds the pushes no longer held back (not sent yet and now
-    /// contiguous, or anything while the base is unknown) to `out`, in
-    /// order, and marks them sent.
-    fn release(&mut self, out: &mut Vec<(u64, Utf8Bytes)>) {
-        let upto = self.through.unwrap_or(u64::MAX);
-        if self.held == 0 || upto <= self.released {
-            return;
-        }
-        for (seq, p) in self.outstanding.range_mut(self.released + 1..=upto) {
-            if !p.sent {
-                p.sent = true;
-                self.held -= 1;
-                out.push((*seq, p.frame.clone()));
-            }
-        }
-        if let Some(t) = self.through {
-            self.released = self.released.max(t);
-        }
-    }
-
-    /// The cursor after an ack, if it moves.
-    fn cursor_moves(&mut self) -> Option<u64> {
-        let through = self.through?;
-        let floor = match self.outstanding.keys().next() {
-            Some(&min) => (min - 1).min(through),
-            None => through,
-        };
-        (floor > self.cursor).then(|| {
-            self.cursor = floor;
-            floor
-        })
-    }
-}
 
 impl UserEntry {
     /// Starts tracking a push; adds the frames now due to the user's

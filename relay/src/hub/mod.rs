@@ -14,6 +14,7 @@
 //! after the lock is released (handles are cloned out first), so one user's
 //! slow socket never holds up anyone else.
 
+mod conv;
 mod delivery;
 mod dispatch;
 mod fanout;
@@ -28,7 +29,7 @@ pub use registry::Registration;
 use crate::auth::TokenHash;
 use crate::metrics::Metrics;
 use crate::socket::SocketHandle;
-use delivery::ConvState;
+use conv::ConvState;
 use parking_lot::Mutex;
 use presence::Departed;
 use shared::{MsgId, UserId};

@@ -1,0 +1,202 @@
+//! The `Store` trait over the SQLite backend: writes queued to the front,
+//! reads on the pool (fresh ones after a barrier through the front).
+
+use super::{facts, listing, reads, Cmd, SqliteStore, Write};
+use crate::auth::TokenHash;
+use crate::error::Result;
+use crate::store::{
+    answer, Answer, ChatOutcome, ConvId, GroupChange, GroupOp, MemberRows, Membership, MessageRef,
+    NewChat, Position, ReadMoved, Store, StoredMessage, UserRecord, UserRef,
+};
+use async_trait::async_trait;
+use shared::api::{Conversations, GroupSummary};
+use shared::{ChatMessage, GroupId, MsgId, Target, UserId};
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::sync::oneshot;
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn submit_chat(&self, chat: NewChat) -> Result<Answer<ChatOutcome>> {
+        let (reply, answer) = answer();
+        self.queue(Write::Chat(chat, reply)).await?;
+        Ok(answer)
+    }
+
+    async fn submit_read(
+        &self,
+        user: UserId,
+        to: Target,
+        seq: u64,
+    ) -> Result<Answer<Option<ReadMoved>>> {
+        let (reply, answer) = answer();
+        self.queue(Write::Read {
+            user,
+            to,
+            seq,
+            reply,
+        })
+        .await?;
+        Ok(answer)
+    }
+
+    async fn create_user(&self, username: String, password_hash: String) -> Result<UserId> {
+        self.call(|reply| Write::CreateUser {
+            username,
+            password_hash,
+            reply,
+        })
+        .await
+    }
+
+    async fn create_token(&self, user: UserId, hash: TokenHash, expires_at: i64) -> Result<()> {
+        self.call(|reply| Write::CreateToken {
+            user,
+            hash,
+            expires_at,
+            reply,
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, hash: TokenHash) -> Result<Option<UserId>> {
+        self.call(|reply| Write::RevokeToken { hash, reply }).await
+    }
+
+    async fn change_group(&self, op: GroupOp) -> Result<GroupChange> {
+        self.call(|reply| Write::Group(op, reply)).await
+    }
+
+    fn move_cursor(&self, user: UserId, conv: ConvId, seq: u64) {
+        self.cursors.moved(user, conv, seq);
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let name = username.to_string();
+        self.readers
+            .run(move |c| reads::user_by_name(c, &name))
+            .await
+    }
+
+    async fn user_exists(&self, user: UserId) -> Result<bool> {
+        self.readers.run(move |c| facts::user_exists(c, user)).await
+    }
+
+    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>> {
+        self.readers
+            .run(move |c| reads::token_user(c, &hash[..], now))
+            .await
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRef>> {
+        let prefix = prefix.to_string();
+        self.readers
+            .run(move |c| reads::search_users(c, &prefix, limit))
+            .await
+    }
+
+    async fn contacts(&self, user: UserId, group_limit: u32) -> Result<Vec<UserRef>> {
+        self.readers
+            .run(move |c| reads::contacts(c, user, group_limit))
+            .await
+    }
+
+    async fn positions(&self, user: UserId) -> Result<Vec<Position>> {
+        self.fresh(move |c| reads::positions(c, user)).await
+    }
+
+    async fn pending(
+        &self,
+        user: UserId,
+        after: Option<(ConvId, u64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        self.fresh(move |c| reads::pending(c, user, after, limit))
+            .await
+    }
+
+    async fn range(
+        &self,
+        user: UserId,
+        conv: ConvId,
+        after: u64,
+        before: u64,
+    ) -> Result<Vec<StoredMessage>> {
+        self.fresh(move |c| reads::range(c, user, conv, after, before))
+            .await
+    }
+
+    async fn message_for(&self, user: UserId, msg_id: MsgId) -> Result<Option<MessageRef>> {
+        self.readers
+            .run(move |c| reads::message_for(c, user, msg_id))
+            .await
+    }
+
+    async fn conversations(&self, user: UserId) -> Result<Conversations> {
+        self.fresh(move |c| listing::list_conversations(c, user))
+            .await
+    }
+
+    async fn membership(&self, user: UserId, to: Target) -> Result<Option<Membership>> {
+        self.readers
+            .run(move |c| reads::membership(c, user, to))
+            .await
+    }
+
+    async fn messages(
+        &self,
+        viewer: UserId,
+        conv: ConvId,
+        after: u64,
+        before: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool)> {
+        self.fresh(move |c| reads::messages(c, viewer, conv, after, before, limit))
+            .await
+    }
+
+    async fn read_cursors(&self, conv: ConvId, except: UserId) -> Result<Vec<(u64, u64)>> {
+        self.readers
+            .run(move |c| reads::read_cursors(c, conv, except))
+            .await
+    }
+
+    async fn group(&self, group: GroupId) -> Result<Option<GroupSummary>> {
+        self.readers
+            .run(move |c| reads::group_summary(c, group.0))
+            .await
+    }
+
+    async fn group_members_page(
+        &self,
+        group: GroupId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<MemberRows> {
+        let after = after.map(str::to_string);
+        self.readers
+            .run(move |c| reads::group_members_page(c, group, after.as_deref(), limit))
+            .await
+    }
+
+    async fn search_groups(&self, prefix: &str, limit: u32) -> Result<Vec<GroupSummary>> {
+        let prefix = prefix.to_string();
+        self.readers
+            .run(move |c| reads::search_groups(c, &prefix, limit))
+            .await
+    }
+
+    async fn small_group_members(&self, group: GroupId, cap: u32) -> Result<Option<Vec<UserId>>> {
+        self.readers
+            .run(move |c| reads::small_group_members(c, group, cap))
+            .await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.stop.store(true, Relaxed);
+        Ok(())
+    }
+}
