@@ -1,13 +1,12 @@
 //! Every frame after login: rate limit, then chat, ack, read, typing,
 //! ping. Errors are framed one way ([`error_frame`]).
 
-use super::inflight::{Answered, Waiting};
 use super::{Session, Stop};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::hub::{AckOutcome, SMALL_GROUP};
 use crate::socket::encode;
-use crate::store::{ChatOutcome, NewChat};
+use crate::store::NewChat;
 use shared::{
     close, frame_type, ChatSend, ClientFrame, ErrorCode, ErrorFrame, MsgId, ServerFrame, Target,
 };
@@ -15,7 +14,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Typing notices per conversation are relayed at most this often.
 const TYPING_THROTTLE: Duration = Duration::from_secs(1);
@@ -41,13 +39,13 @@ pub(super) fn error_frame(
 }
 
 /// A type 0 frame for a relay error about a frame of type `req_type`.
-fn relay_error(e: &Error, req_type: u16) -> ServerFrame {
+pub(super) fn relay_error(e: &Error, req_type: u16) -> ServerFrame {
     error_frame(e.code(), e.public_message(), Some(req_type))
 }
 
 /// The same frame, naming the chat (`clientMsgId`) or ack (`msgId`) it
 /// answers.
-fn naming(
+pub(super) fn naming(
     mut frame: ServerFrame,
     client_msg_id: Option<String>,
     msg_id: Option<MsgId>,
@@ -127,8 +125,8 @@ where
         self.send(&naming(e, client_msg_id, None)).await
     }
 
-    /// Queues the chat to the store; its answer comes back through the
-    /// in-flight queue ([`Session::answered`]).
+    /// Queues the chat to the store with the reply that answers it
+    /// (`answers.rs`), in this frame's slot.
     async fn chat(&mut self, c: ChatSend) -> Result<(), Stop> {
         let (me, name) = {
             let (u, name) = self.user.as_ref().expect("logged in");
@@ -145,74 +143,9 @@ where
             client_msg_id: c.client_msg_id.clone(),
             content: c.content,
         };
-        match self.app.store.submit_chat(chat).await {
-            Ok(answer) => {
-                self.inflight.push(Waiting {
-                    answer,
-                    client_msg_id: c.client_msg_id,
-                });
-                Ok(())
-            }
-            Err(_) => Err(self.shutting_down(c.client_msg_id).await),
-        }
-    }
-
-    async fn shutting_down(&self, client_msg_id: Option<String>) -> Stop {
-        let e = error_frame(
-            ErrorCode::ShuttingDown,
-            "the relay is shutting down; reconnect and resend",
-            Some(frame_type::CHAT),
-        );
-        self.send(&naming(e, client_msg_id, None)).await;
-        Stop::Close(close::GOING_AWAY)
-    }
-
-    /// A chat's answer: 81 and the fan-out, or the error. The 81 goes
-    /// first (a 5,000-member group's answer must not wait for its
-    /// fan-out) when the socket's queue has room; if it has none (the
-    /// client is not reading) the fan-out goes first and the session waits
-    /// for room: its own answers are never dropped, and its recipients do
-    /// not wait for it.
-    pub(super) fn answered(&mut self, (result, client_msg_id): Answered) -> Reply {
-        let m = &self.app.metrics;
-        let (frame, placed) = match result {
-            Ok(ChatOutcome::Stored(placed)) => {
-                m.messages_in_total.fetch_add(1, Relaxed);
-                self.app.hub.new_pair(&placed);
-                let p = &placed.msg;
-                (
-                    chat_resp((p.msg_id, p.ts, p.seq), client_msg_id),
-                    Some(placed),
-                )
-            }
-            Ok(ChatOutcome::Duplicate(o)) => {
-                m.messages_deduplicated_total.fetch_add(1, Relaxed);
-                (chat_resp((o.msg_id, o.ts, o.seq), client_msg_id), None)
-            }
-            Err(Error::StoreClosed) => {
-                let e = error_frame(
-                    ErrorCode::ShuttingDown,
-                    "the relay is shutting down; reconnect and resend",
-                    Some(frame_type::CHAT),
-                );
-                return Reply::Close(encode(&naming(e, client_msg_id, None)), close::GOING_AWAY);
-            }
-            Err(e) => {
-                m.errors_total.fetch_add(1, Relaxed);
-                let frame = naming(relay_error(&e, frame_type::CHAT), client_msg_id, None);
-                (frame, None)
-            }
-        };
-        let frame = encode(&frame);
-        let queued = self.handle.offer(frame.clone(), m);
-        if let Some(p) = &placed {
-            self.app.hub.fanout(p, Some(self.handle.id()));
-        }
-        if queued {
-            Reply::Done
-        } else {
-            Reply::Wait(frame)
-        }
+        let reply = self.slots.reply(&self.app, &self.handle, c.client_msg_id);
+        self.app.store.submit_chat(chat, reply).await;
+        Ok(())
     }
 
     /// Relays "typing" to the peer, or to the members of a small group.
@@ -343,18 +276,11 @@ where
     }
 }
 
-/// What is left to do after a chat's answer ([`Session::answered`]).
-pub(super) enum Reply {
-    /// Nothing: the answer is queued.
-    Done,
-    /// The socket's queue was full: wait for room for this frame.
-    Wait(Utf8Bytes),
-    /// Send this frame, then close with this code.
-    Close(Utf8Bytes, u16),
-}
-
 /// A type 81 frame.
-fn chat_resp((msg_id, ts, seq): (MsgId, i64, u64), client_msg_id: Option<String>) -> ServerFrame {
+pub(super) fn chat_resp(
+    (msg_id, ts, seq): (MsgId, i64, u64),
+    client_msg_id: Option<String>,
+) -> ServerFrame {
     ServerFrame::ChatResp {
         msg_id,
         client_msg_id,

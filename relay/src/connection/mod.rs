@@ -10,10 +10,11 @@
 //! - `login.rs`: LOGIN, the presence snapshot and the backlog sync;
 //! - `frames.rs`: every frame after login, and the one way errors are
 //!   framed;
-//! - `inflight.rs`: chats queued to the store and not answered yet.
+//! - `answers.rs`: chats queued to the store, and how their answers reach
+//!   the client.
 
+mod answers;
 mod frames;
-mod inflight;
 mod login;
 mod writer;
 
@@ -24,9 +25,9 @@ use crate::ratelimit::TokenBucket;
 use crate::socket::SocketHandle;
 use crate::store::UserRef;
 use crate::App;
+use answers::{HeldAnswers, Slots};
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
-use inflight::Inflight;
 use shared::{close, ErrorCode, ServerFrame, Target};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -51,8 +52,10 @@ where
     let (sink, stream) = ws.split();
     app.metrics.ws_sessions.fetch_add(1, Relaxed);
     let writer = tokio::spawn(writer::write_loop(sink, rx, handle.clone()));
+    let (slots, held) = Slots::new((app.config.outbound_queue / 2).max(1));
     let mut session = Session {
-        inflight: Inflight::new((app.config.outbound_queue / 2).max(1)),
+        slots,
+        held,
         typed: Vec::new(),
         bucket: TokenBucket::new(
             app.config.rate_limit,
@@ -76,13 +79,11 @@ where
         handle,
         mut stream,
         registration,
-        inflight,
         ..
     } = session;
     drop(registration);
-    // Chats still in flight are stored whatever happens to this socket:
-    // their recipients must get them.
-    inflight.drain(app.hub.clone(), app.metrics.clone());
+    // Chats still in flight are stored and fanned out whatever happens to
+    // this socket: their replies do it (`answers.rs`).
     if handle.killed_with().is_none() {
         handle.kill(close::NORMAL);
     }
@@ -109,7 +110,9 @@ struct Session<S> {
     /// Chats queued and not yet answered (81 or error), bounded to half the
     /// outbound queue: a client is never closed as a slow consumer because
     /// of replies to its own burst.
-    inflight: Inflight,
+    slots: Slots,
+    /// Answers that found the socket's queue full.
+    held: HeldAnswers,
     /// Recent typing notices, for the per-conversation throttle.
     typed: Vec<(Target, Instant)>,
     user: Option<(UserRef, Arc<str>)>,
@@ -218,25 +221,23 @@ where
             let next = tokio::select! {
                 biased;
                 _ = &mut killed => return Stop::Gone,
-                answered = self.inflight.next(), if !self.inflight.is_empty() => {
-                    match self.answered(answered) {
-                        frames::Reply::Done => {}
-                        frames::Reply::Wait(frame) => {
-                            if !self.handle.send(frame, &self.app.metrics).await {
-                                return Stop::Gone;
-                            }
-                        }
-                        frames::Reply::Close(frame, code) => {
-                            self.handle.send(frame, &self.app.metrics).await;
-                            return Stop::Close(code);
-                        }
+                held = self.held.next() => {
+                    // An answer that found no room: wait for room, reading
+                    // nothing meanwhile.
+                    if !self.handle.send(held.0.clone(), &self.app.metrics).await {
+                        return Stop::Gone;
                     }
+                    self.held.queued(held);
                     continue;
                 }
-                // A full in-flight queue stops reading from this client
-                // until its earlier chats are answered: backpressure, not
-                // disconnection.
-                m = self.stream.next(), if !self.inflight.is_full() => m,
+                // No free slot (every one is a chat in flight) stops reading
+                // from this client until its earlier chats are answered:
+                // backpressure, not disconnection.
+                slot = self.slots.acquire(), if !self.slots.ready() => {
+                    self.slots.reserve(slot);
+                    continue;
+                }
+                m = self.stream.next(), if self.slots.ready() => m,
                 _ = &mut timer => {
                     let due = last_read + idle;
                     if due > Instant::now() {

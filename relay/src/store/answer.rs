@@ -1,9 +1,13 @@
-//! The one way a write is answered: a oneshot carrying its result.
+//! The one way a write is answered: a [`Reply`] the backend sends once the
+//! write is final.
 //!
-//! A session queues a chat ([`crate::store::Store::submit_chat`]) in order,
-//! keeps the [`Answer`], and reads on; the answer resolves once the chat is
-//! durable. If the backend drops the [`Reply`] without sending (it stopped),
-//! the answer is [`Error::StoreClosed`].
+//! The caller chooses what a reply does. [`answer`] pairs it with an
+//! [`Answer`] future to await (HTTP handlers, tests); [`Reply::call`] runs a
+//! function instead, on whichever thread the backend answers from, which is
+//! how a session answers its chats (queue the 81 and fan out, see
+//! `connection/answers.rs`) without waking its task once per chat. A reply
+//! the backend drops without sending (it stopped, or its thread died)
+//! answers [`Error::StoreClosed`]: nothing waits forever, and no 81 follows.
 
 use crate::error::{Error, Result};
 use std::future::Future;
@@ -14,17 +18,48 @@ use tokio::sync::oneshot;
 /// A pair: the backend's end and the caller's end of one write's answer.
 pub fn answer<T>() -> (Reply<T>, Answer<T>) {
     let (tx, rx) = oneshot::channel();
-    (Reply(tx), Answer(rx))
+    (Reply(Some(Sink::Channel(tx))), Answer(rx))
+}
+
+enum Sink<T> {
+    Channel(oneshot::Sender<Result<T>>),
+    Call(Box<dyn FnOnce(Result<T>) + Send>),
 }
 
 /// The backend's end: send the result once it is final.
-#[derive(Debug)]
-pub struct Reply<T>(oneshot::Sender<Result<T>>);
+pub struct Reply<T>(Option<Sink<T>>);
 
 impl<T> Reply<T> {
+    /// A reply that runs `f` with the result. `f` runs on the backend's
+    /// thread (or task): it must be quick and never block.
+    pub fn call(f: impl FnOnce(Result<T>) + Send + 'static) -> Reply<T> {
+        Reply(Some(Sink::Call(Box::new(f))))
+    }
+
     /// Answers; a caller that stopped waiting is not an error.
-    pub fn send(self, result: Result<T>) {
-        let _ = self.0.send(result);
+    pub fn send(mut self, result: Result<T>) {
+        match self.0.take() {
+            Some(Sink::Channel(tx)) => {
+                let _ = tx.send(result);
+            }
+            Some(Sink::Call(f)) => f(result),
+            None => {}
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        if let Some(Sink::Call(f)) = self.0.take() {
+            f(Err(Error::StoreClosed));
+        }
+        // A dropped channel sender tells its `Answer` by itself.
+    }
+}
+
+impl<T> std::fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reply")
     }
 }
 
@@ -45,6 +80,7 @@ impl<T> Future for Answer<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     #[tokio::test]
     async fn an_answer_carries_the_result_or_says_the_store_closed() {
@@ -54,5 +90,21 @@ mod tests {
         let (reply, answer_) = answer::<u32>();
         drop(reply);
         assert!(matches!(answer_.await, Err(Error::StoreClosed)));
+    }
+
+    #[test]
+    fn a_called_reply_runs_once_with_the_result_or_store_closed_when_dropped() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        Reply::call(move |r: Result<u32>| s.lock().unwrap().push(r.map_err(|e| e.to_string())))
+            .send(Ok(3));
+        let s = seen.clone();
+        drop(Reply::call(move |r: Result<u32>| {
+            s.lock().unwrap().push(r.map_err(|e| e.to_string()))
+        }));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], Ok(3));
+        assert_eq!(seen[1], Err(Error::StoreClosed.to_string()));
     }
 }

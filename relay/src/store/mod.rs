@@ -9,8 +9,9 @@
 //! `rules::group::change`, `rules::read::mark`).
 //!
 //! Writes are answered once durable, and answered one way: every write
-//! returns its result (an [`Answer`] for writes a session pipelines, a plain
-//! `async fn` for the rest). Nothing here knows about sockets: the caller
+//! returns its result through a [`Reply`] (a chat's is the caller's own, so
+//! a session can answer from the backend's thread; a read marker's comes
+//! back as an [`Answer`]; the rest are plain `async fn`s). Nothing here knows about sockets: the caller
 //! fans a stored chat out through the hub from what the store returns
 //! ([`Placed`]). Maintenance (writing coalesced cursors, purging expired
 //! tokens) is the backend's own business.
@@ -200,10 +201,11 @@ pub trait Store: Send + Sync + 'static {
     // ------------------------------------------------------------ writes --
 
     /// Queues a chat behind every write queued before it, waiting only
-    /// while the queue is full (backpressure); the [`Answer`] resolves once
-    /// the chat is durable (or refused). A sender's chats are answered in
-    /// the order they were queued.
-    async fn submit_chat(&self, chat: NewChat) -> Result<Answer<ChatOutcome>>;
+    /// while the queue is full (backpressure); `reply` is sent once the
+    /// chat is durable (or refused), or answers [`Error::StoreClosed`] if
+    /// the backend stops first. A sender's chats are answered in the order
+    /// they were queued.
+    async fn submit_chat(&self, chat: NewChat, reply: Reply<ChatOutcome>);
 
     /// Queues a read marker (see `rules::read`); nobody waits for it to be
     /// written, so it may wait for the backend's next quiet commit. The

@@ -6,7 +6,7 @@ use crate::auth::TokenHash;
 use crate::error::Result;
 use crate::store::{
     answer, Answer, ChatOutcome, ConvId, GroupChange, GroupOp, MemberRows, Membership, MessageRef,
-    NewChat, Position, ReadMoved, Store, StoredMessage, UserRecord, UserRef,
+    NewChat, Position, ReadMoved, Reply, Store, StoredMessage, UserRecord, UserRef,
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
@@ -16,10 +16,10 @@ use tokio::sync::oneshot;
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn submit_chat(&self, chat: NewChat) -> Result<Answer<ChatOutcome>> {
-        let (reply, answer) = answer();
-        self.queue(Write::Chat(chat, reply)).await?;
-        Ok(answer)
+    async fn submit_chat(&self, chat: NewChat, reply: Reply<ChatOutcome>) {
+        // A refused queue drops the write, and with it the reply: that
+        // answers `StoreClosed`.
+        let _ = self.queue(Write::Chat(chat, reply)).await;
     }
 
     async fn submit_read(
