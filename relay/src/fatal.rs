@@ -7,9 +7,11 @@
 //! log over them, or sessions would wait forever for a thread that is
 //! gone. Instead the process stops at once, with the reason in the log,
 //! and its supervisor restarts it; at start the commit log replays every
-//! answered chat. Release builds abort on any panic (`panic = "abort"` in
-//! the workspace's release profile); [`Guard`] gives debug builds, and any
-//! build where a thread finds its peer gone ([`stop`]), the same behaviour.
+//! answered chat. Release builds keep unwinding (a bug one client triggers
+//! in its own session task must not take everyone down); [`Guard`] turns a
+//! panic in a thread or task that must not die alone into an abort, and
+//! [`stop`] does the same for one that finds its peer gone or its loop
+//! ended (see `docs/architecture.md`, "Storage").
 
 /// Stops the process when dropped during a panic: hold one for the whole
 /// life of a thread that must not die alone.
