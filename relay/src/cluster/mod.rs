@@ -88,6 +88,8 @@ struct Shared {
 pub struct Cluster {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Outgoing>,
+    /// Test-only: chats not to publish (`FERROCHAT_FAULT=publish:<body>`).
+    fault: crate::fatal::Fault,
 }
 
 impl Cluster {
@@ -122,7 +124,11 @@ impl Cluster {
             check_every: config.cluster_check,
         });
         let (tx, rx) = mpsc::channel(QUEUE);
-        let cluster = Arc::new(Cluster { shared, tx });
+        let cluster = Arc::new(Cluster {
+            shared,
+            tx,
+            fault: crate::fatal::Fault::from_env(),
+        });
         let s = &cluster.shared;
         tracing::info!(node = %s.node, "joining the cluster");
         spawn_fatal("cluster-publisher", link::publish_loop(s.clone(), rx));
@@ -171,6 +177,11 @@ impl Cluster {
 
 impl Peers for Cluster {
     fn publish(&self, event: Remote) {
+        if let Remote::Chat { msg, .. } = &event {
+            if self.fault.armed("publish", &msg.content.body) {
+                return;
+            }
+        }
         self.send(Outgoing::Event(event));
     }
 }
