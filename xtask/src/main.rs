@@ -4,9 +4,13 @@
 //!
 //! - `cargo xtask dist [--out DIR]`: production build of the browser client.
 //! - `cargo xtask run [-- RELAY ARGS]`: `dist`, then the relay serving it.
+//! - `cargo xtask cluster [--nodes N] [--dir DIR] [--port P]`: PostgreSQL,
+//!   Redis, N relays and nginx on this machine, until Ctrl-C.
 //! - `cargo xtask test`: the gates (fmt, tidy, clippy), then sets up and runs
 //!   every test, browser suite included.
 
+#[cfg(unix)]
+mod cluster;
 mod dist;
 mod run;
 mod test;
@@ -23,6 +27,13 @@ usage: cargo xtask <command>
 commands:
   dist [--out DIR]        build the SPA into DIR (default: <workspace>/dist)
   run [-- RELAY ARGS...]  build dist, then run the relay serving it
+  cluster [--nodes N] [--dir DIR] [--port P] [--backend postgres|sqlite]
+                          install PostgreSQL, Redis and nginx if missing,
+                          build, then run N relays (default 3) on one
+                          PostgreSQL and Redis behind nginx on port P
+                          (default 8080), data under DIR (default
+                          target/cluster), until Ctrl-C; `sqlite`: each
+                          relay on its own SQLite, no PostgreSQL or Redis
   test                    check fmt, tidy and clippy, then install test
                           dependencies and run every test
 ";
@@ -34,6 +45,10 @@ fn main() -> ExitCode {
     let result = match cmd.as_deref() {
         Some("dist") => parse_out(&rest).and_then(|out| dist::dist(&out)),
         Some("run") => run::run(&rest),
+        #[cfg(unix)]
+        Some("cluster") => cluster::cluster(&rest),
+        #[cfg(not(unix))]
+        Some("cluster") => Err("cluster runs on Linux only".into()),
         Some("test") if rest.is_empty() => test::test(),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

@@ -14,7 +14,8 @@
 //!    for `wasm32`: only `frontend::start` is wasm-only, `dist` compiles it,
 //!    and checking yew and web-sys for wasm32 costs about a minute here;
 //! 5. the browser suite's dependencies (Chromium + chromedriver) and the
-//!    backing services (none yet; see [`setup_backing_services`]);
+//!    backing services' packages (PostgreSQL, Redis, nginx; see
+//!    [`setup_backing_services`]);
 //! 6. `dist`, which the browser suite serves through a real relay;
 //! 7. every crate's tests except the browser suite (`cargo test`);
 //! 8. the browser suite, one test at a time (each drives real browsers).
@@ -23,8 +24,8 @@
 //! Output streams as it comes; the first failure ends the run non-zero.
 
 use crate::util::{self, Result};
+use services::install::{self, Need};
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -105,40 +106,18 @@ pub fn test() -> Result<()> {
 
 /// Installs Debian's Chromium and chromedriver when missing.
 fn ensure_browser() -> Result<()> {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-        return Ok(());
-    }
-    eprintln!("xtask: installing chromium and chromium-driver (apt)");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let apt = |args: &[&str]| -> Result<()> {
-        let mut c = if root {
-            Command::new("apt-get")
-        } else {
-            let mut c = Command::new("sudo");
-            c.arg("apt-get");
-            c
-        };
-        // Never stop to ask (CI has no terminal).
-        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        util::run(&mut c)
-    };
-    apt(&["update"])?;
-    apt(&["install", "-y", "chromium", "chromium-driver"])?;
-    for p in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(p).exists() {
-            return Err(format!("{p} is still missing after apt-get install").into());
-        }
-    }
+    install::ensure(&[
+        Need::new("chromium", || Path::new(CHROMIUM).exists()),
+        Need::new("chromium-driver", || Path::new(CHROMEDRIVER).exists()),
+    ])?;
     Ok(())
 }
 
-/// Extension point: start or check the databases and brokers the tests
-/// need. The relay's default store is embedded SQLite, so nothing is needed
-/// yet; a later issue adds PostgreSQL and Redis here (install, start, export
-/// their URLs as environment variables for the test processes).
+/// Installs the packages of the services the tests start: PostgreSQL,
+/// Redis and nginx. Nothing is started here: each test process starts
+/// private instances on free ports (the `services` crate), so tests can
+/// stop and crash them, and none depends on a system service.
 fn setup_backing_services() -> Result<()> {
+    install::ensure(&[Need::POSTGRES, Need::REDIS, Need::NGINX])?;
     Ok(())
 }
