@@ -86,8 +86,10 @@ pub struct Config {
     #[arg(long, env = "FERROCHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Database URL: `sqlite://PATH` (created on first start) or
-    /// `sqlite::memory:` (nothing survives a restart; tests only).
+    /// Database URL: `sqlite://PATH` (created on first start),
+    /// `sqlite::memory:` (nothing survives a restart; tests only), or
+    /// `postgres://USER@HOST:PORT/DB` (`postgresql://` too): the shared
+    /// database of a cluster of relays.
     #[arg(
         long,
         env = "FERROCHAT_DB",
@@ -114,6 +116,16 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1..=4096)
     )]
     pub commit_log_mib: u64,
+
+    /// Most connections this relay opens to PostgreSQL (the writer holds
+    /// one; reads, group changes and cursor flushes share the rest).
+    #[arg(
+        long,
+        env = "FERROCHAT_PG_POOL",
+        default_value_t = 16,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1000)
+    )]
+    pub pg_pool: usize,
 
     /// Directory with the built SPA (`cargo xtask dist` writes `dist/`).
     #[arg(long, env = "FERROCHAT_STATIC_DIR", default_value = "dist")]

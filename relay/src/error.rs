@@ -20,6 +20,10 @@ pub enum Error {
     /// The storage writer has stopped (shutdown or a fatal error).
     #[error("storage is closed")]
     StoreClosed,
+    /// The database cannot be reached (down, restarting, cut off); nothing
+    /// was stored, and the same write may be retried later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// A storage transaction failed; nothing in it was stored.
     #[error("storage failed: {0}")]
     Storage(String),
@@ -64,6 +68,7 @@ impl Error {
             Error::NotMember => ErrorCode::NotMember,
             Error::NoSuchGroup => ErrorCode::NotFound,
             Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::Unavailable(_) => ErrorCode::StorageUnavailable,
             _ => ErrorCode::Internal,
         }
     }
@@ -77,7 +82,7 @@ impl Error {
             Error::UnknownRecipient => StatusCode::NOT_FOUND,
             Error::NotMember | Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NoSuchGroup => StatusCode::NOT_FOUND,
-            Error::StoreClosed => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StoreClosed | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +91,9 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self.code() {
             ErrorCode::Internal => "internal error; try again".to_string(),
+            ErrorCode::StorageUnavailable => {
+                "the database is unavailable; nothing was stored, try again".to_string()
+            }
             _ => self.to_string(),
         }
     }

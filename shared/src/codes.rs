@@ -86,6 +86,10 @@ pub enum ErrorCode {
     Internal,
     /// The relay is shutting down; reconnect.
     ShuttingDown,
+    /// The relay's database cannot be reached right now (down, restarting,
+    /// or cut off): nothing was stored. Retry the same frame later (for a
+    /// CHAT, with the same `clientMsgId`).
+    StorageUnavailable,
     /// HTTP: that username is already registered.
     UsernameTaken,
     /// HTTP: the username breaks the naming rules.
@@ -136,6 +140,7 @@ impl ErrorCode {
             Forbidden => "forbidden",
             Internal => "internal",
             ShuttingDown => "shutting_down",
+            StorageUnavailable => "storage_unavailable",
             UsernameTaken => "username_taken",
             InvalidUsername => "invalid_username",
             InvalidPassword => "invalid_password",

@@ -17,12 +17,17 @@
 //! tokens) is the backend's own business.
 
 mod answer;
+mod common;
+mod ids;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use crate::rules::group::{GroupChange, GroupOp};
 pub use crate::rules::read::ReadMoved;
 pub use answer::{answer, Answer, Reply};
+pub use common::{addressed, conversation_list, like_prefix, member_page, Listed};
 
 use crate::auth::TokenHash;
 use crate::config::Config;
@@ -351,7 +356,8 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self) -> Result<()>;
 }
 
-/// Opens the backend named by `config.db`.
+/// Opens the backend named by `config.db`. Runs on a blocking thread of
+/// the tokio runtime.
 pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Store>> {
     let url = config.db.as_str();
     #[cfg(feature = "sqlite")]
@@ -372,7 +378,22 @@ pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Store>> {
             metrics,
         )?));
     }
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Called on a blocking thread of the runtime (see `relay::run`):
+        // connecting and migrating are async.
+        let open = postgres::PostgresStore::open(url, config.pg_pool, metrics);
+        return Ok(Arc::new(tokio::runtime::Handle::current().block_on(open)?));
+    }
+    let mut supported = Vec::new();
+    if cfg!(feature = "sqlite") {
+        supported.push("sqlite://PATH, sqlite::memory:");
+    }
+    if cfg!(feature = "postgres") {
+        supported.push("postgres://USER@HOST:PORT/DB");
+    }
     Err(Error::Config(format!(
-        "unsupported database URL {url:?} (this build supports sqlite://PATH and sqlite::memory:)"
+        "unsupported database URL {url:?} (this build supports {})",
+        supported.join(", ")
     )))
 }

@@ -26,6 +26,104 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Which backend the suite runs against: `FERROCHAT_TEST_BACKEND=postgres`
+/// for PostgreSQL, SQLite otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("FERROCHAT_TEST_BACKEND").as_deref() {
+        Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+        Ok("sqlite") | Ok("") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("FERROCHAT_TEST_BACKEND={other:?}: use sqlite or postgres"),
+    }
+}
+
+/// For a test of something only the SQLite backend has (its commit log,
+/// its file lock, its threads): true, after saying so, when the suite runs
+/// on another backend, and the test returns at once.
+pub fn sqlite_only(what: &str) -> bool {
+    if backend() == Backend::Sqlite {
+        return false;
+    }
+    eprintln!("skipped on {:?}: SQLite-specific ({what})", backend());
+    true
+}
+
+/// A fresh, empty database for the backend under test: its URL, and the
+/// directory to keep for as long as it is used (SQLite).
+pub async fn fresh_db() -> (String, Option<tempfile::TempDir>) {
+    match backend() {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let db = format!("sqlite://{}", dir.path().join("ferrochat.db").display());
+            (db, Some(dir))
+        }
+        Backend::Postgres => (pg::fresh_database().await, None),
+    }
+}
+
+/// PostgreSQL databases for the suite.
+pub mod pg {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A new database on the server named by `FERROCHAT_TEST_PG_URL` (a URL
+    /// whose user may create databases, e.g.
+    /// `postgres://ferrochat@127.0.0.1:55432/postgres`).
+    pub async fn fresh_database() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin = std::env::var("FERROCHAT_TEST_PG_URL").expect(
+            "FERROCHAT_TEST_BACKEND=postgres needs FERROCHAT_TEST_PG_URL, the URL of a \
+             PostgreSQL server whose user may create databases",
+        );
+        let name = format!(
+            "ferrochat_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("connect to FERROCHAT_TEST_PG_URL");
+        let driver = tokio::spawn(connection);
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            client
+                .batch_execute(&sql)
+                .await
+                .expect("create a test database");
+        }
+        drop(client);
+        let _ = driver.await;
+        let mut config: tokio_postgres::Config = admin.parse().unwrap();
+        config.dbname(&name);
+        url_of(&config)
+    }
+
+    /// A `postgres://` URL for a parsed configuration (TCP hosts only).
+    fn url_of(c: &tokio_postgres::Config) -> String {
+        let host = match &c.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        let user = c.get_user().unwrap_or("postgres");
+        let auth = match c.get_password() {
+            Some(p) => format!("{user}:{}", String::from_utf8_lossy(p)),
+            None => user.to_string(),
+        };
+        format!(
+            "postgres://{auth}@{host}:{port}/{}",
+            c.get_dbname().unwrap_or_default()
+        )
+    }
+}
+
 /// A relay running in this process.
 pub struct TestRelay {
     pub addr: SocketAddr,
@@ -36,12 +134,12 @@ pub struct TestRelay {
 }
 
 impl TestRelay {
-    /// A relay with a fresh file database and `args` on top of test defaults.
+    /// A relay on a fresh database of the backend under test (see
+    /// [`backend`]) and `args` on top of test defaults.
     pub async fn start(args: &[&str]) -> TestRelay {
-        let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("ferrochat.db").display());
+        let (db, dir) = fresh_db().await;
         let mut r = TestRelay::start_on(&db, args, "127.0.0.1:0").await;
-        r._dir = Some(dir);
+        r._dir = dir;
         r
     }
 
@@ -269,8 +367,13 @@ impl TestRelay {
         serde_json::from_value(body).unwrap()
     }
 
+    /// The SQLite database file (SQLite-specific tests only).
     pub fn db_path(&self) -> PathBuf {
-        PathBuf::from(self.db.strip_prefix("sqlite://").unwrap())
+        PathBuf::from(
+            self.db
+                .strip_prefix("sqlite://")
+                .expect("db_path is for SQLite databases"),
+        )
     }
 }
 

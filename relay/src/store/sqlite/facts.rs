@@ -139,17 +139,3 @@ pub(super) fn user_named(c: &Connection, username: &str) -> rusqlite::Result<Opt
         .query_row([username], user_ref)
         .optional()
 }
-
-/// A LIKE pattern matching names that start with `prefix` (wildcards
-/// escaped with `\`).
-pub(super) fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for ch in prefix.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(ch);
-    }
-    pattern.push('%');
-    pattern
-}

@@ -1,11 +1,12 @@
 //! The conversation list: each of a user's conversations with its last
 //! message (after they joined: see `rules::history`), unread count and the
-//! peer's cursors, newest activity first.
+//! peer's cursors, newest activity first (`store::conversation_list`).
 
 use super::reads::{group_summary, message_view, MESSAGE_COLUMNS};
 use super::schema::KIND_GROUP;
+use crate::store::{conversation_list, Listed};
 use rusqlite::{params, Connection, OptionalExtension};
-use shared::api::{ConversationKind, ConversationSummary, Conversations, UserSummary};
+use shared::api::Conversations;
 use shared::UserId;
 
 pub(super) fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Result<Conversations> {
@@ -31,9 +32,6 @@ pub(super) fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Resu
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    // Each with its last activity, for the order: newest first; a
-    // conversation without messages yet (a group just created) ranks by
-    // when it was created, not below every other.
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let (peer, group) = if row.kind == KIND_GROUP {
@@ -51,8 +49,8 @@ pub(super) fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Resu
                     Ok((
                         UserId(r.get(0)?),
                         r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, i64>(3)? as u64,
                     ))
                 })
                 .optional()?;
@@ -76,31 +74,14 @@ pub(super) fn list_conversations(c: &Connection, user: UserId) -> rusqlite::Resu
                 "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND from_id != ?3",
             )?
             .query_row(params![row.conv, row.read_seq, user.0], |r| r.get(0))?;
-        let activity = last.as_ref().map_or(row.created_at, |m| m.ts);
-        out.push((
-            activity,
-            ConversationSummary {
-                kind: if group.is_some() {
-                    ConversationKind::Group
-                } else {
-                    ConversationKind::Direct
-                },
-                peer: peer.as_ref().map(|p| UserSummary {
-                    user_id: p.0,
-                    username: p.1.clone(),
-                }),
-                group,
-                last_seq: last.as_ref().map_or(0, |m| m.seq),
-                last_message: last,
-                unread: unread as u64,
-                read_seq: row.read_seq as u64,
-                peer_read_seq: peer.as_ref().map(|p| p.2 as u64),
-                peer_delivered_seq: peer.as_ref().map(|p| p.3 as u64),
-            },
-        ));
+        out.push(Listed {
+            created_at: row.created_at,
+            read_seq: row.read_seq as u64,
+            peer,
+            group,
+            last,
+            unread: unread as u64,
+        });
     }
-    out.sort_by_key(|(activity, _)| std::cmp::Reverse(*activity));
-    Ok(Conversations {
-        conversations: out.into_iter().map(|(_, s)| s).collect(),
-    })
+    Ok(conversation_list(out))
 }

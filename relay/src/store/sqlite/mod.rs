@@ -43,10 +43,10 @@ use crate::config::SyncMode;
 use crate::error::{Error, Result};
 use crate::fatal::{self, Fault};
 use crate::metrics::Metrics;
+use crate::store::ids::IdGen;
 use crate::store::{
     answer, ChatOutcome, ConvId, GroupChange, GroupOp, NewChat, ReadMoved, Reply, StoredMessage,
 };
-use ids::IdGen;
 use reads::Readers;
 use shared::{MsgId, Target, UserId};
 use std::collections::HashMap;
@@ -288,7 +288,7 @@ impl SqliteStore {
         tracing::info!(path = %path.display(), synchronous = level, log = %log_path.display(), "SQLite store open");
 
         let fault = Fault::from_env();
-        let ids = Arc::new(parking_lot::Mutex::new(IdGen::resume(&conn)?));
+        let ids = Arc::new(parking_lot::Mutex::new(ids::resume(&conn)?));
         let progress = Arc::new(Progress {
             applied: AtomicU64::new(last_lsn),
         });

@@ -2,10 +2,13 @@
 //! threads (WAL mode lets them run while the indexer writes), and the
 //! queries behind the `Store` trait's reads.
 
-use super::facts::{direct_lookup, like_prefix, user_ref, uuid_from_blob};
+use super::facts::{direct_lookup, user_ref, uuid_from_blob};
 use super::schema::{open_conn, KIND_DIRECT, KIND_GROUP};
 use crate::error::{Error, Result};
-use crate::store::{ConvId, MemberRows, MessageRef, Position, StoredMessage, UserRecord, UserRef};
+use crate::store::{
+    addressed, like_prefix, member_page, ConvId, MemberRows, MessageRef, Position, StoredMessage,
+    UserRecord, UserRef,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use shared::api::{GroupSummary, MemberInfo};
 use shared::{ChatMessage, Content, GroupId, MsgId, Target, UserId};
@@ -241,11 +244,6 @@ pub(super) fn message_view(
     group: Option<GroupId>,
 ) -> rusqlite::Result<ChatMessage> {
     let from = UserId(r.get(at + 2)?);
-    let to = match (group, peer) {
-        (Some(g), _) => Target::Group(g),
-        (None, Some(p)) if from == viewer => Target::User(p),
-        (None, _) => Target::User(viewer),
-    };
     Ok(ChatMessage {
         seq: r.get::<_, i64>(at)? as u64,
         msg_id: uuid_from_blob(r.get(at + 1)?)?,
@@ -257,7 +255,7 @@ pub(super) fn message_view(
             body: r.get(at + 6)?,
         },
         ts: r.get(at + 7)?,
-        to,
+        to: addressed(viewer, from, peer, group),
     })
 }
 
@@ -353,7 +351,7 @@ pub(super) fn group_members_page(
          WHERE mb.conv_id = ?1 AND u.username > ?2 COLLATE NOCASE
          ORDER BY u.username COLLATE NOCASE LIMIT ?3",
     )?;
-    let mut members: Vec<MemberInfo> = stmt
+    let members: Vec<MemberInfo> = stmt
         .query_map(
             params![group.0, after.unwrap_or(""), limit as i64 + 1],
             |r| {
@@ -369,14 +367,7 @@ pub(super) fn group_members_page(
             },
         )?
         .collect::<rusqlite::Result<_>>()?;
-    let next = (members.len() > limit as usize).then(|| {
-        members.truncate(limit as usize);
-        members
-            .last()
-            .map(|m| m.username.clone())
-            .unwrap_or_default()
-    });
-    Ok(MemberRows { members, next })
+    Ok(member_page(members, limit))
 }
 
 pub(super) fn search_groups(
