@@ -17,7 +17,8 @@
 //!    backing services' packages (PostgreSQL, Redis, nginx; see
 //!    [`setup_backing_services`]);
 //! 6. `dist`, which the browser suite serves through a real relay;
-//! 7. every crate's tests except the browser suite (`cargo test`);
+//! 7. every crate's tests except the browser suite (`cargo test`), with
+//!    `FERROCHAT_RELAY_BIN` naming the relay that build makes;
 //! 8. the browser suite, one test at a time (each drives real browsers).
 //!
 //! Each stage prints a line when it starts and its duration when it ends.
@@ -72,7 +73,19 @@ pub fn test() -> Result<()> {
         ("dist", Box::new(|| crate::dist::dist(&dist))),
         (
             "tests",
-            Box::new(|| util::run(util::cargo().args(["test", "--workspace", "--exclude", "e2e"]))),
+            Box::new(|| {
+                // `cargo test` builds the relay binary (for the relay's
+                // process tests) before it runs any test; the services
+                // crate's tests use that one instead of building their own
+                // (`cargo build -p ferrochat-relay` resolves features apart
+                // from the workspace: a second build of its dependencies).
+                let relay_bin = util::target_dir().join("debug").join("ferrochat-relay");
+                util::run(
+                    util::cargo()
+                        .args(["test", "--workspace", "--exclude", "e2e"])
+                        .env("FERROCHAT_RELAY_BIN", relay_bin),
+                )
+            }),
         ),
         (
             "browser suite",
