@@ -216,15 +216,17 @@ impl Hub {
     }
 
     /// A relay is gone (its liveness key expired): its users are offline
-    /// unless another relay has them; their contacts here hear it.
+    /// unless another relay has them; their contacts here hear it. (The
+    /// contacts a relay announced at login may be stale, so the users here
+    /// who count a gone user among their contacts are found too.)
     pub fn node_gone(&self, node: &str) {
-        let gone: Vec<(UserId, Arc<str>, Vec<UserId>)> = {
+        let gone: HashMap<UserId, (Arc<str>, Vec<UserId>)> = {
             let mut remote = self.remote.lock();
-            let mut gone = Vec::new();
+            let mut gone = HashMap::new();
             remote.retain(|user, r| {
                 r.nodes.retain(|n| &**n != node);
                 if r.nodes.is_empty() {
-                    gone.push((*user, r.username.clone(), std::mem::take(&mut r.contacts)));
+                    gone.insert(*user, (r.username.clone(), std::mem::take(&mut r.contacts)));
                     false
                 } else {
                     true
@@ -232,10 +234,26 @@ impl Hub {
             });
             gone
         };
-        for (user, username, contacts) in gone {
-            if !self.is_online(user) {
-                self.announce(user, &username, false, contacts);
+        if gone.is_empty() {
+            return;
+        }
+        let mut tell: HashMap<UserId, Vec<UserId>> = HashMap::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for (local, e) in shard.iter() {
+                for c in e.contacts.iter().filter(|c| gone.contains_key(c)) {
+                    tell.entry(*c).or_default().push(*local);
+                }
             }
+        }
+        for (user, (username, mut contacts)) in gone {
+            if self.is_online(user) {
+                continue;
+            }
+            contacts.extend(tell.remove(&user).unwrap_or_default());
+            contacts.sort_unstable();
+            contacts.dedup();
+            self.announce(user, &username, false, contacts);
         }
     }
 

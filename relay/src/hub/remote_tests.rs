@@ -282,3 +282,40 @@ fn a_group_change_from_another_relay_reaches_members_here() {
     );
     assert_eq!(bob.pushed(), [(77, 4)]);
 }
+
+#[test]
+fn a_new_contact_online_on_another_relay_is_announced() {
+    let hub = hub(100);
+    hub.apply_remote(
+        &node("b"),
+        wire(&Remote::Presence {
+            user: BOB,
+            username: "bob".into(),
+            online: true,
+            contacts: vec![],
+        }),
+    );
+    let mut alice = login(&hub, ALICE, &[], false);
+    hub.new_pair(&placed(msg(PAIR, 1, ALICE)));
+    assert_eq!(presence(&mut alice.rx), [(BOB, true)]);
+}
+
+#[test]
+fn a_dead_relays_users_go_offline_for_contacts_made_after_their_login() {
+    let hub = hub(100);
+    // Bob logged in on relay b with no contacts yet.
+    hub.apply_remote(
+        &node("b"),
+        wire(&Remote::Presence {
+            user: BOB,
+            username: "bob".into(),
+            online: true,
+            contacts: vec![],
+        }),
+    );
+    let mut alice = login(&hub, ALICE, &[], false);
+    hub.new_pair(&placed(msg(PAIR, 1, ALICE)));
+    assert_eq!(presence(&mut alice.rx), [(BOB, true)]);
+    hub.node_gone("b");
+    assert_eq!(presence(&mut alice.rx), [(BOB, false)]);
+}
