@@ -93,7 +93,12 @@ pub fn test() -> Result<()> {
                 util::run(
                     util::cargo()
                         .args(["test", "-p", "e2e", "--", "--test-threads=1"])
-                        .env("FERROCHAT_DIST", &dist),
+                        .env("FERROCHAT_DIST", &dist)
+                        // The cluster test's relays: the binary stage 7 built.
+                        .env(
+                            "FERROCHAT_RELAY_BIN",
+                            util::target_dir().join("debug").join("ferrochat-relay"),
+                        ),
                 )
             }),
         ),
