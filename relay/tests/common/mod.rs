@@ -72,21 +72,30 @@ pub async fn fresh_db() -> (String, Option<tempfile::TempDir>) {
 pub mod pg {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A new database on the server named by `FERROCHAT_TEST_PG_URL` (a URL
-    /// whose user may create databases, e.g.
-    /// `postgres://ferrochat@127.0.0.1:55432/postgres`).
+    /// A new database: on the server named by `FERROCHAT_TEST_PG_URL` if
+    /// set (a URL whose user may create databases), else on this test
+    /// process's private server (`services::Postgres::shared`).
     pub async fn fresh_database() -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let admin = std::env::var("FERROCHAT_TEST_PG_URL").expect(
-            "FERROCHAT_TEST_BACKEND=postgres needs FERROCHAT_TEST_PG_URL, the URL of a \
-             PostgreSQL server whose user may create databases",
-        );
         let name = format!(
             "ferrochat_test_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        match std::env::var("FERROCHAT_TEST_PG_URL") {
+            Ok(admin) => on_server(&admin, &name).await,
+            Err(_) => tokio::task::spawn_blocking(move || {
+                services::Postgres::shared()
+                    .create_database(&name)
+                    .expect("create a test database")
+            })
+            .await
+            .unwrap(),
+        }
+    }
+
+    async fn on_server(admin: &str, name: &str) -> String {
+        let (client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
             .await
             .expect("connect to FERROCHAT_TEST_PG_URL");
         let driver = tokio::spawn(connection);
@@ -101,28 +110,8 @@ pub mod pg {
         }
         drop(client);
         let _ = driver.await;
-        let mut config: tokio_postgres::Config = admin.parse().unwrap();
-        config.dbname(&name);
-        url_of(&config)
-    }
-
-    /// A `postgres://` URL for a parsed configuration (TCP hosts only).
-    fn url_of(c: &tokio_postgres::Config) -> String {
-        let host = match &c.get_hosts()[0] {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        };
-        let port = c.get_ports().first().copied().unwrap_or(5432);
-        let user = c.get_user().unwrap_or("postgres");
-        let auth = match c.get_password() {
-            Some(p) => format!("{user}:{}", String::from_utf8_lossy(p)),
-            None => user.to_string(),
-        };
-        format!(
-            "postgres://{auth}@{host}:{port}/{}",
-            c.get_dbname().unwrap_or_default()
-        )
+        let (base, _) = admin.rsplit_once('/').expect("a URL ending in /DATABASE");
+        format!("{base}/{name}")
     }
 }
 

@@ -104,6 +104,10 @@ impl Store for PostgresStore {
 
     async fn change_group(&self, op: GroupOp) -> Result<GroupChange> {
         self.open_for_writes()?;
+        // In order with the chats queued on this relay before it (as the
+        // SQLite backend queues it behind them); chats of other relays are
+        // ordered by the group's row lock.
+        self.barrier().await?;
         groups::change(&self.pool, &op).await
     }
 

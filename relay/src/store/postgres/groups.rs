@@ -1,4 +1,5 @@
-//! Group changes: a transaction each, on a pooled connection.
+//! Group changes: a transaction each, on a pooled connection, after the
+//! chats queued on this relay before them (a barrier through the writer).
 //!
 //! The group's conversation row is locked first (`FOR NO KEY UPDATE`, the
 //! same lock the writer takes on a conversation it stores chats into), so

@@ -133,14 +133,20 @@ impl PostgresStore {
     }
 
     /// Waits until every write queued before this call is committed (or
-    /// failed) and every cursor move recorded before it is written: for
-    /// reads that must see them.
-    async fn fresh(&self) -> Result<()> {
-        let (done, barrier) = oneshot::channel();
+    /// failed).
+    async fn barrier(&self) -> Result<()> {
+        let (done, passed) = oneshot::channel();
         self.queue(Cmd::Barrier(done)).await?;
-        let (passed, flushed) =
-            tokio::join!(barrier, self.cursors.flush(&self.pool, &self.metrics));
-        passed.map_err(|_| Error::StoreClosed)?;
-        flushed
+        passed.await.map_err(|_| Error::StoreClosed)
+    }
+
+    /// [`Self::barrier`], and every cursor move recorded before this call
+    /// written: for reads that must see them.
+    async fn fresh(&self) -> Result<()> {
+        let (passed, flushed) = tokio::join!(
+            self.barrier(),
+            self.cursors.flush(&self.pool, &self.metrics)
+        );
+        passed.and(flushed)
     }
 }
