@@ -19,7 +19,9 @@
 //! 6. `dist`, which the browser suite serves through a real relay;
 //! 7. every crate's tests except the browser suite (`cargo test`), with
 //!    `FERROCHAT_RELAY_BIN` naming the relay that build makes;
-//! 8. the browser suite, one test at a time (each drives real browsers).
+//! 8. the relay's integration suite again on PostgreSQL
+//!    (`FERROCHAT_TEST_BACKEND=postgres`);
+//! 9. the browser suite, one test at a time (each drives real browsers).
 //!
 //! Each stage prints a line when it starts and its duration when it ends.
 //! Output streams as it comes; the first failure ends the run non-zero.
@@ -84,6 +86,20 @@ pub fn test() -> Result<()> {
                     util::cargo()
                         .args(["test", "--workspace", "--exclude", "e2e"])
                         .env("FERROCHAT_RELAY_BIN", relay_bin),
+                )
+            }),
+        ),
+        (
+            "tests: the relay's suite again, on PostgreSQL",
+            Box::new(|| {
+                // The same integration suite against the cluster's backend
+                // (a private PostgreSQL server the tests start; see
+                // `relay/tests/common/mod.rs`); process tests that are
+                // SQLite's own (its file lock, its commit log) skip there.
+                util::run(
+                    util::cargo()
+                        .args(["test", "-p", "ferrochat-relay", "--tests"])
+                        .env("FERROCHAT_TEST_BACKEND", "postgres"),
                 )
             }),
         ),
