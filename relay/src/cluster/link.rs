@@ -30,14 +30,17 @@ const BATCH: usize = 512;
 /// The longest wait between two attempts to reach Redis.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// What goes over the channel.
+/// What goes over the channel: every event a relay had queued when it
+/// published, in order, in one message (a Redis message costs far more to
+/// deliver and receive than its bytes; under load a publish carries
+/// hundreds of events).
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     /// The sending relay.
     n: String,
-    /// An event for the others.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    e: Option<Remote>,
+    /// Events for the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    e: Vec<Remote>,
     /// A probe, for the sender itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     p: Option<i64>,
@@ -87,8 +90,25 @@ pub(super) async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Out
             continue;
         };
         let mut pipe = redis::pipe();
+        let mut envelope = Envelope {
+            n: shared.node.to_string(),
+            e: Vec::with_capacity(batch.len()),
+            p: None,
+        };
         for out in batch.drain(..) {
-            add_to_pipe(&mut pipe, &shared.node, out);
+            match out {
+                Outgoing::Event(e) => {
+                    register_presence(&mut pipe, &shared.node, &e);
+                    envelope.e.push(e);
+                }
+                Outgoing::Probe(p) => envelope.p = Some(p),
+            }
+        }
+        match serde_json::to_string(&envelope) {
+            Ok(payload) => {
+                pipe.publish(EVENTS, payload).ignore();
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode cluster events"),
         }
         match timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(c)).await {
             Ok(Ok(())) => shared.metrics.cluster_published_total.fetch_add(n, Relaxed),
@@ -103,18 +123,14 @@ pub(super) async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Out
     }
 }
 
-fn add_to_pipe(pipe: &mut redis::Pipeline, node: &str, out: Outgoing) {
-    let (e, p) = match out {
-        Outgoing::Event(e) => (Some(e), None),
-        Outgoing::Probe(p) => (None, Some(p)),
-    };
-    // The registry's view of who is online here follows presence events.
-    if let Some(Remote::Presence {
+/// The registry's view of who is online here follows presence events.
+fn register_presence(pipe: &mut redis::Pipeline, node: &str, e: &Remote) {
+    if let Remote::Presence {
         user,
         username,
         online,
         contacts,
-    }) = &e
+    } = e
     {
         if *online {
             let value = serde_json::to_string(&(username, contacts)).unwrap_or_default();
@@ -122,17 +138,6 @@ fn add_to_pipe(pipe: &mut redis::Pipeline, node: &str, out: Outgoing) {
         } else {
             pipe.hdel(online_key(node), user.0).ignore();
         }
-    }
-    let envelope = Envelope {
-        n: node.to_string(),
-        e,
-        p,
-    };
-    match serde_json::to_string(&envelope) {
-        Ok(payload) => {
-            pipe.publish(EVENTS, payload).ignore();
-        }
-        Err(e) => tracing::error!(error = %e, "could not encode a cluster event"),
     }
 }
 
@@ -199,13 +204,15 @@ fn receive(shared: &Shared, names: &mut HashMap<String, Arc<str>>, payload: &[u8
         }
         return;
     }
-    let Some(event) = envelope.e else {
-        return;
-    };
-    shared.metrics.cluster_received_total.fetch_add(1, Relaxed);
+    shared
+        .metrics
+        .cluster_received_total
+        .fetch_add(envelope.e.len() as u64, Relaxed);
     let node = names
         .entry(envelope.n)
         .or_insert_with_key(|n| n.as_str().into())
         .clone();
-    shared.hub.apply_remote(&node, event);
+    for event in envelope.e {
+        shared.hub.apply_remote(&node, event);
+    }
 }
