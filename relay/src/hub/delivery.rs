@@ -206,7 +206,8 @@ impl Hub {
     }
 
     /// The sender's side of a stored message: seen in their state, echoed
-    /// to their other live sockets (not `origin`).
+    /// to their other sockets (not `origin`). A socket still receiving its
+    /// backlog gets the echo after it (the backlog holds no own messages).
     pub(super) fn echo(&self, msg: &StoredMessage, origin: Option<u64>, frame: &Utf8Bytes) {
         let mut out = Vec::new();
         {
@@ -217,9 +218,19 @@ impl Hub {
             let mut released = Vec::new();
             e.own(msg.conv, msg.seq, Instant::now(), &mut released);
             e.deliver_frames(msg.conv, &mut released, &mut out);
-            for h in e.live_handles() {
-                if Some(h.id()) != origin {
-                    out.push((h, frame.clone()));
+            for s in e.sockets.iter_mut() {
+                if Some(s.handle.id()) == origin {
+                    continue;
+                }
+                match s.sync.as_mut() {
+                    None => out.push((s.handle.clone(), frame.clone())),
+                    Some(buf) if buf.frames.len() < SYNC_BUFFER => {
+                        buf.frames.push((msg.conv, msg.seq, frame.clone()))
+                    }
+                    Some(buf) => {
+                        buf.overflow = true;
+                        buf.frames.clear();
+                    }
                 }
             }
         }

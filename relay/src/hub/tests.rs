@@ -321,3 +321,16 @@ fn held_pushes_are_not_retried_until_released() {
         "a held push is not sent by a retry either"
     );
 }
+
+/// A tab still reading its backlog when its other tab sends gets the echo
+/// once its backlog is done (it was dropped before).
+#[test]
+fn an_echo_to_a_tab_still_syncing_comes_after_its_backlog() {
+    let hub = hub(100);
+    let sender = login(&hub, ALICE, &[at(PAIR, 0)], false);
+    let mut syncing = login(&hub, ALICE, &[at(PAIR, 0)], true);
+    hub.fanout(&placed(msg(PAIR, 1, ALICE)), Some(sender.id));
+    assert_eq!(syncing.pushed(), [], "not while syncing");
+    assert_eq!(hub.finish_sync(ALICE, syncing.id, &[at(PAIR, 0)]), SyncEnd::Done);
+    assert_eq!(syncing.pushed(), [(PAIR, 1)]);
+}
