@@ -18,10 +18,7 @@
 //!    [`setup_backing_services`]);
 //! 6. `dist`, which the browser suite serves through a real relay;
 //! 7. every crate's tests except the browser suite (`cargo test`);
-//! 8. the relay's integration suite again, on PostgreSQL
-//!    (`FERROCHAT_TEST_BACKEND=postgres`: every test on a fresh database of
-//!    a private server; the SQLite-specific ones say so and return);
-//! 9. the browser suite, one test at a time (each drives real browsers).
+//! 8. the browser suite, one test at a time (each drives real browsers).
 //!
 //! Each stage prints a line when it starts and its duration when it ends.
 //! Output streams as it comes; the first failure ends the run non-zero.
@@ -76,16 +73,6 @@ pub fn test() -> Result<()> {
         (
             "tests",
             Box::new(|| util::run(util::cargo().args(["test", "--workspace", "--exclude", "e2e"]))),
-        ),
-        (
-            "relay suite on PostgreSQL",
-            Box::new(|| {
-                util::run(
-                    util::cargo()
-                        .args(["test", "-p", "ferrochat-relay", "--test", "*"])
-                        .env("FERROCHAT_TEST_BACKEND", "postgres"),
-                )
-            }),
         ),
         (
             "browser suite",
