@@ -2,7 +2,7 @@
 # Runs the benchmark matrix recorded in docs/benchmarks.md, against release
 # builds of the relay and the load generator on this machine.
 #
-#   loadgen/bench.sh [chat|latency|idle|fanout|floor|all] [RUNS]
+#   loadgen/bench.sh [chat|latency|idle|fanout|floor|killrestart|all] [RUNS]
 #
 # Each case starts a fresh relay on 127.0.0.1:9100 with a fresh database in
 # $BENCH_DIR (default /tmp/ferrochat-bench) and prints one JSON line per run
@@ -11,6 +11,13 @@
 # `floor` (not part of `all`) alternates, run by run, the relay with
 # relay/examples/floor_relay.rs, a storage-free relay, plain and with its
 # fsynced log: the latency floor of this machine, at 10,000 msg/s.
+# `killrestart` (not part of `all`) runs `chat --reconnect` at 2,000 msg/s
+# and, $KILL_AFTER seconds (default 8) into the run's clock (warm-up
+# included), kills the relay with `kill -9` and starts it again on the same
+# port and database $DOWN_FOR seconds (default 2) later: the run must show
+# no message lost or duplicated and every session back. $KILLRESTART_LOAD
+# replaces the chat options (default: --pairs 20 --rate 2000 --warmup 3s
+# --duration 20s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -54,12 +61,18 @@ wait_ready() {
 
 # start_relay DB_URL SYNC [extra relay flags...]
 start_relay() {
-    local db=$1 sync=$2
-    shift 2
     stop_relay
     rm -f "$dir"/bench.db*
+    : >"$dir/relay.log"
+    launch_relay "$@"
+}
+
+# launch_relay DB_URL SYNC [extra relay flags...]: on the database as it is.
+launch_relay() {
+    local db=$1 sync=$2
+    shift 2
     "$bin/ferrochat-relay" --listen "127.0.0.1:$port" --db "$db" --sqlite-sync "$sync" \
-        --rate-limit 1000000 --rate-burst 1000000 --register-limit off --log warn "$@" >"$dir/relay.log" 2>&1 &
+        --rate-limit 1000000 --rate-burst 1000000 --register-limit off --log warn "$@" >>"$dir/relay.log" 2>&1 &
     relay_pid=$!
     wait_ready
 }
@@ -105,6 +118,38 @@ floor)
             printf '%s run %s: ' "latency-$case" "$i"
             "$bin/loadgen" --url "$url" --relay-pid "$relay_pid" --quiet --json "${latency[@]}" || true
         done
+    done
+    stop_relay
+    ;;
+killrestart)
+    kill_after=${KILL_AFTER:-8}
+    down_for=${DOWN_FOR:-2}
+    load=${KILLRESTART_LOAD:---pairs 20 --rate 2000 --warmup 3s --duration 20s}
+    kr_db="sqlite://$dir/killrestart.db"
+    for i in $(seq "$runs"); do
+        stop_relay
+        rm -f "$dir"/killrestart.db*
+        : >"$dir/relay.log"
+        launch_relay "$kr_db" full
+        # shellcheck disable=SC2086 # the load options are words
+        "$bin/loadgen" --url "$url" --json chat $load --reconnect \
+            >"$dir/killrestart.json" 2>"$dir/killrestart.log" &
+        lg=$!
+        # The run's clock starts when the sessions are open.
+        for _ in $(seq 1200); do
+            grep -q 'running: warmup' "$dir/killrestart.log" && break
+            sleep 0.05
+        done
+        sleep "$kill_after"
+        kill -9 "$relay_pid"
+        wait "$relay_pid" 2>/dev/null || true
+        relay_pid=
+        echo "killrestart run $i: relay killed at ${kill_after}s, restarting after ${down_for}s" >&2
+        sleep "$down_for"
+        launch_relay "$kr_db" full
+        wait "$lg" || true
+        printf 'killrestart run %s: ' "$i"
+        cat "$dir/killrestart.json"
     done
     stop_relay
     ;;

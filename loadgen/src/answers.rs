@@ -30,8 +30,8 @@ pub struct Answers {
 pub enum Heard {
     /// The first 81 for our message `tag` (recorded in the log).
     Stored(MsgTag),
-    /// The first error for one of our messages (recorded): it had no effect.
-    Refused,
+    /// The first error for our message `tag` (recorded): it had no effect.
+    Refused(MsgTag),
     /// A push to the sender itself, with the ACK to send when it has a
     /// msgId. The sender decides whether it is legal.
     Push(Option<String>),
@@ -100,7 +100,7 @@ impl Answers {
                 report::tally(&mut self.errors, f.code.as_deref().unwrap_or("?"), 1);
                 if let Some(tag) = tag {
                     if self.log.on_refused(tag.seq) == Answer::First {
-                        return Heard::Refused;
+                        return Heard::Refused(tag);
                     }
                 }
             }
@@ -167,7 +167,15 @@ mod tests {
         ] {
             assert_eq!(a.on_read(r, "r", 7), Heard::Nothing);
         }
-        assert_eq!(a.on_read(refusal("lgr.7.2.0"), "r", 7), Heard::Refused);
+        let refused = MsgTag {
+            seq: 2,
+            t_us: 0,
+            ..tag
+        };
+        assert_eq!(
+            a.on_read(refusal("lgr.7.2.0"), "r", 7),
+            Heard::Refused(refused)
+        );
         assert_eq!(a.on_read(refusal("lgr.7.2.0"), "r", 7), Heard::Nothing);
         assert_eq!(
             (a.log.stored(), a.log.refused(), a.log.answer(3)),

@@ -6,8 +6,9 @@
 //! commit behind every 81.
 //!
 //! Layout, one concern per module:
-//! - [`client`]: the relay's address, account registration, logged-in
-//!   sockets and the HTTP API (shared by every scenario);
+//! - [`client`]: the relays' addresses (`--url` may list several),
+//!   account registration, logged-in sockets and the HTTP API (shared by
+//!   every scenario);
 //! - [`socket`]: a logged-in socket afterwards: reading a frame (and why a
 //!   socket ended), PINGs, closing;
 //! - [`wire`]: cheap frame parsing/writing for the hot path, and the
@@ -19,6 +20,8 @@
 //! - [`recipient`]: the receiving side of chat and fan-out alike: reading
 //!   pushes, acking, accounting for arrivals and latency, and the delivery
 //!   figures both report;
+//! - [`redial`]: surviving the loss of a socket (`chat --reconnect`):
+//!   dialing the next relay, and the reconnection figures;
 //! - [`report`]: the output forms and the report parts every scenario
 //!   builds alike; [`latency`]: latency summaries; [`resources`]: CPU and
 //!   memory over a phase of a run;
@@ -45,6 +48,7 @@ pub mod fanout;
 pub mod idle;
 pub mod latency;
 pub mod recipient;
+pub mod redial;
 pub mod report;
 pub mod resources;
 pub mod socket;
@@ -84,6 +88,10 @@ pub struct Cli {
 #[command(next_help_heading = "Common options")]
 pub struct Common {
     /// The relay's base URL; the WebSocket endpoint is `ws://HOST:PORT/ws`.
+    /// Several relays (a cluster's nodes, each addressed directly):
+    /// comma-separated. Accounts are registered through the first; each
+    /// scenario spreads its sessions over all of them (chat: see
+    /// `--placement`).
     #[arg(
         long,
         global = true,
@@ -95,9 +103,10 @@ pub struct Common {
     /// connections than one address's ephemeral ports (~28k) allow.
     #[arg(long, global = true, default_value_t = 1)]
     pub source_ips: u8,
-    /// The relay's process id, to report its memory (VmRSS) and CPU time.
-    #[arg(long, global = true)]
-    pub relay_pid: Option<u32>,
+    /// The relay's process id, to report its memory (VmRSS) and CPU time;
+    /// several relays: comma-separated (reported per process and summed).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub relay_pid: Vec<u32>,
     /// Print only the JSON result line on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -149,18 +158,26 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The relay's memory and CPU now, when `--relay-pid` was given and the
-    /// process is readable (a failure is reported once per call site, and
-    /// the figure is left out rather than guessed).
+    /// The relays' memory and CPU now, summed over every `--relay-pid`,
+    /// when it was given and every process is readable (a failure is
+    /// reported once per call site, and the figure is left out rather than
+    /// guessed).
     pub fn relay_sample(&self) -> Option<sys::ProcSample> {
-        let pid = self.common.relay_pid?;
-        match sys::ProcSample::read(pid) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                self.log.say(format_args!("cannot read /proc/{pid}: {e}"));
-                None
-            }
-        }
+        sys::ProcSample::sum(&self.relay_samples())
+    }
+
+    /// Each `--relay-pid`'s memory and CPU now, in the order given; `None`
+    /// for a process that cannot be read (reported).
+    pub fn relay_samples(&self) -> Vec<Option<sys::ProcSample>> {
+        (self.common.relay_pid.iter())
+            .map(|&pid| match sys::ProcSample::read(pid) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.log.say(format_args!("cannot read /proc/{pid}: {e}"));
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -368,5 +385,51 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["loadgen", "fanout", "--tabs", "2"]).is_err());
+    }
+
+    #[test]
+    fn several_relays_and_the_reconnect_options_parse() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--url",
+            "http://127.0.0.1:9100,http://127.0.0.1:9101",
+            "--relay-pid",
+            "41,42",
+            "chat",
+            "--placement",
+            "cross",
+            "--reconnect",
+            "--reconnect-deadline",
+            "10s",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.relay_pid, [41, 42]);
+        assert_eq!(
+            client::split_urls(&cli.common.url).unwrap(),
+            ["http://127.0.0.1:9100", "http://127.0.0.1:9101"]
+        );
+        match cli.scenario {
+            Scenario::Chat(c) => {
+                assert_eq!(c.placement, chat::Placement::Cross);
+                assert!(c.reconnect);
+                assert_eq!(c.reconnect_deadline, Duration::from_secs(10));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // The defaults: one relay, spread, no reconnection, one pid or none.
+        let cli = Cli::try_parse_from(["loadgen", "--relay-pid", "7", "chat"]).unwrap();
+        assert_eq!(cli.common.relay_pid, [7]);
+        match cli.scenario {
+            Scenario::Chat(c) => {
+                assert_eq!(c.placement, chat::Placement::Spread);
+                assert!(!c.reconnect);
+                assert_eq!(c.reconnect_deadline, Duration::from_secs(30));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["loadgen", "idle"]).unwrap();
+        assert!(cli.common.relay_pid.is_empty());
+        assert!(Cli::try_parse_from(["loadgen", "chat", "--placement", "diagonal"]).is_err());
+        assert!(Cli::try_parse_from(["loadgen", "--relay-pid", "1,x", "idle"]).is_err());
     }
 }

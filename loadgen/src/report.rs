@@ -173,7 +173,8 @@ impl Summary {
         self.line(label, v.join(" / "));
     }
 
-    /// The relay's and the generator's CPU during `phase`.
+    /// The relay's and the generator's CPU during `phase`; with several
+    /// relay processes, each one's CPU and memory too.
     pub fn cpu(&mut self, usage: &Usage, phase: &str) {
         self.line(
             "CPU relay / loadgen",
@@ -183,6 +184,19 @@ impl Summary {
                 fmt_pct(usage.loadgen_cpu_pct)
             ),
         );
+        if usage.relay_processes.len() > 1 {
+            for p in &usage.relay_processes {
+                self.line(
+                    &format!("  relay pid {}", p.pid),
+                    format!(
+                        "CPU {}, RSS {} → {}",
+                        fmt_pct(p.cpu_pct),
+                        fmt_mib(p.rss_start_kib),
+                        fmt_mib(p.rss_end_kib)
+                    ),
+                );
+            }
+        }
     }
 
     /// Type 0 errors by code.
@@ -332,6 +346,7 @@ mod tests {
             &Usage {
                 relay_cpu_pct: Some(12.5),
                 loadgen_cpu_pct: None,
+                relay_processes: Vec::new(),
             },
             "hold",
         );

@@ -24,6 +24,21 @@ impl ProcSample {
         Self::read_at(Path::new(&format!("/proc/{pid}")))
     }
 
+    /// The sum of several processes' readings (the relays of a cluster):
+    /// `None` when there are none or one of them is missing.
+    pub fn sum(samples: &[Option<ProcSample>]) -> Option<ProcSample> {
+        let mut total = ProcSample {
+            rss_kib: 0,
+            cpu_ticks: 0,
+        };
+        for s in samples {
+            let s = (*s)?;
+            total.rss_kib += s.rss_kib;
+            total.cpu_ticks += s.cpu_ticks;
+        }
+        (!samples.is_empty()).then_some(total)
+    }
+
     /// The calling process (the load generator itself), so a report can say
     /// how much of the shared machine the generator used.
     pub fn read_self() -> io::Result<ProcSample> {
@@ -172,6 +187,15 @@ mod tests {
         assert!(same.rss_kib > 0);
         assert!(clock_ticks_per_sec() >= 1);
         assert!(nofile_limit().unwrap() >= 3);
+    }
+
+    #[test]
+    fn samples_of_several_processes_add_up_or_are_left_out() {
+        let at = |rss_kib, cpu_ticks| Some(ProcSample { rss_kib, cpu_ticks });
+        assert_eq!(ProcSample::sum(&[at(10, 1), at(5, 2)]), at(15, 3));
+        assert_eq!(ProcSample::sum(&[at(10, 1)]), at(10, 1));
+        assert_eq!(ProcSample::sum(&[at(10, 1), None]), None);
+        assert_eq!(ProcSample::sum(&[]), None);
     }
 
     #[test]

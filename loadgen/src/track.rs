@@ -8,7 +8,11 @@
 //! Sequence numbers are the generator's own (1, 2, 3, … per sender, carried in
 //! the `clientMsgId`), not the relay's `seq`: they identify a message
 //! independently of anything the relay assigns, so a relay that invents,
-//! repeats or drops a message is caught. Times are on the run's [`Clock`].
+//! repeats or drops a message is caught. Order is the exception: it is
+//! judged by the relay's `seq` in the conversation when a push carries one
+//! (the relay promises pushes in `seq` order, and after a reconnection a
+//! resent message may be stored after a later one of the generator's), by
+//! the generator's numbers otherwise. Times are on the run's [`Clock`].
 
 use std::time::Instant;
 
@@ -193,7 +197,8 @@ impl SendLog {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arrival {
     /// First time this message arrives. `in_order` is false when a message
-    /// with a higher sequence number arrived before it.
+    /// with a higher sequence number (the relay's, when the pushes carry
+    /// one) arrived before it.
     First {
         /// Whether it arrived after every lower-numbered message seen so far.
         in_order: bool,
@@ -213,13 +218,16 @@ pub struct RecvLog {
     /// `msgId` of the first arrival per sequence number (0 = not yet).
     msg_ids: Vec<u128>,
     max_seq: u64,
+    /// Highest relay `seq` of a first arrival so far.
+    max_relay_seq: u64,
     /// Distinct messages received.
     pub unique: u64,
     /// Same `msgId` received again.
     pub redeliveries: u64,
     /// A second distinct `msgId` for one message.
     pub duplicates: u64,
-    /// First arrivals below the highest sequence number already seen.
+    /// First arrivals below the highest sequence number already seen (the
+    /// relay's `seq` when the push has one).
     pub out_of_order: u64,
 }
 
@@ -233,8 +241,17 @@ impl RecvLog {
     }
 
     /// Records a push of message `seq` with the relay's `msg_id` (non-zero:
-    /// UUIDv7s never are).
+    /// UUIDv7s never are), ordered by the generator's numbers.
     pub fn record(&mut self, seq: u64, msg_id: u128) -> Arrival {
+        self.record_at(seq, msg_id, None)
+    }
+
+    /// Records a push of message `seq` with the relay's `msg_id` and, when
+    /// the push has one, its `seq` in the conversation, by which its order
+    /// is then judged. Only first arrivals are judged: a redelivery (after
+    /// a reconnection, the relay pushes again what was not acked) is never
+    /// out of order.
+    pub fn record_at(&mut self, seq: u64, msg_id: u128, relay_seq: Option<u64>) -> Arrival {
         if seq == 0 || seq > MAX_SEQ {
             return Arrival::Invalid;
         }
@@ -246,10 +263,15 @@ impl RecvLog {
         if seen == 0 {
             self.msg_ids[i] = msg_id;
             self.unique += 1;
-            let in_order = seq > self.max_seq;
-            if in_order {
-                self.max_seq = seq;
-            } else {
+            let in_order = match relay_seq {
+                Some(r) => r > self.max_relay_seq,
+                None => seq > self.max_seq,
+            };
+            self.max_seq = self.max_seq.max(seq);
+            if let Some(r) = relay_seq {
+                self.max_relay_seq = self.max_relay_seq.max(r);
+            }
+            if !in_order {
                 self.out_of_order += 1;
             }
             Arrival::First { in_order }
@@ -375,6 +397,29 @@ mod tests {
         assert_eq!(r.record(4, 4), Arrival::First { in_order: true });
         assert_eq!(r.out_of_order, 1);
         assert_eq!(r.unique, 4);
+    }
+
+    #[test]
+    fn order_is_the_relays_seq_when_pushes_carry_it() {
+        let mut r = RecvLog::default();
+        // Messages 3 and 4 were resent after a reconnection and stored
+        // (relay seq 3, 4) after message 5 (seq 2): in order.
+        for (q, relay) in [(1, 1), (5, 2), (3, 3), (4, 4)] {
+            assert_eq!(
+                r.record_at(q, q as u128, Some(relay)),
+                Arrival::First { in_order: true }
+            );
+        }
+        assert_eq!(
+            r.record_at(5, 5, Some(2)),
+            Arrival::Redelivery,
+            "never out of order"
+        );
+        assert_eq!(
+            r.record_at(2, 2, Some(3)),
+            Arrival::First { in_order: false }
+        );
+        assert_eq!((r.unique, r.out_of_order, r.max_seq()), (5, 1, 5));
     }
 
     #[test]

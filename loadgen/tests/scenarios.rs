@@ -127,6 +127,86 @@ async fn redeliveries_and_refusals_are_counted_but_pass() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_reconnects_after_a_kill_and_loses_nothing() {
+    // The 300th chat is stored but never answered nor pushed, and every
+    // socket is dropped: senders must resend what has no 81 under the same
+    // clientMsgId, recipients get what they had not acked at their next
+    // LOGIN. Two "nodes" on the one mock, cross placement.
+    let faults = Faults {
+        kill_at: 300,
+        ..Default::default()
+    };
+    let addr = mock::start(faults).await;
+    let url = format!("http://{addr},http://{addr}");
+    let mut argv = vec!["loadgen", "--quiet", "--url", url.as_str()];
+    argv.extend_from_slice(QUICK_CHAT);
+    argv.extend_from_slice(&[
+        "--rate",
+        "800",
+        "--placement",
+        "cross",
+        "--reconnect",
+        "--reconnect-deadline",
+        "10s",
+    ]);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let ctx = make_ctx(cli.common).unwrap();
+    let report = run(&ctx, cli.scenario).await.unwrap();
+    let (r, failures) = (report.results(), report.failures());
+    assert!(failures.is_empty(), "{failures:?}\n{}", report.human());
+    assert_eq!(n(&r, "sent"), 1040, "{r}");
+    assert_eq!((n(&r, "stored"), n(&r, "delivered")), (1040, 1040), "{r}");
+    for k in [
+        "lost",
+        "duplicates",
+        "outOfOrder",
+        "unanswered",
+        "idMismatch",
+    ] {
+        assert_eq!(n(&r, k), 0, "{k}: {r}");
+    }
+    // 4 senders and 4 recipients lost their socket and came back.
+    assert_eq!((n(&r, "socketsLost"), n(&r, "reconnected")), (8, 8), "{r}");
+    assert_eq!(n(&r, "reconnectGaveUp") + n(&r, "reconnectUnfinished"), 0);
+    assert_eq!(n(&r["reconnectTime"], "count"), 8);
+    assert!(r["recoverySecs"].as_f64().unwrap() < 10.0, "{r}");
+    // At least the killed chat was resent (and answered with its first
+    // msgId: no duplicate above).
+    assert!(n(&r, "resent") >= 1, "{r}");
+    assert_eq!(n(&r, "rawDuplicates"), n(&r, "redeliveries"));
+    assert_eq!(n(&r, "crossPairs"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reconnect_a_kill_ends_the_sessions() {
+    let faults = Faults {
+        kill_at: 300,
+        ..Default::default()
+    };
+    let mut args = QUICK_CHAT.to_vec();
+    *args.last_mut().unwrap() = "1s"; // --drain
+    args.extend_from_slice(&["--rate", "800"]);
+    let (r, failures, human) = run_against(faults, &args).await;
+    assert_eq!((n(&r, "socketsLost"), n(&r, "reconnected")), (8, 0), "{r}");
+    // The killed chat was stored but never answered: unanswered, not lost;
+    // nothing is sent after the kill.
+    assert!(n(&r, "sent") < 400, "{r}");
+    assert!(n(&r, "unanswered") >= 1, "{r}");
+    assert!(
+        r["problems"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("sender")),
+        "{r}"
+    );
+    assert!(
+        !failures.iter().any(|f| f.contains("reconnect")),
+        "{failures:?}\n{human}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_heartbeat_and_are_measured() {
     let pid = std::process::id().to_string();
     let args = [
@@ -158,6 +238,52 @@ async fn idle_connections_heartbeat_and_are_measured() {
     assert!(n(&r, "relayRssBaselineKib") > 0);
     assert!(r["relayRssPerConnKib"].is_number(), "{r}");
     assert!(r["relayCpuPct"].is_number(), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_fanout_spread_sessions_over_several_relays() {
+    // Three "relays", all the same mock (two mocks would not share their
+    // accounts): the sessions go round robin over the list.
+    let a = mock::start(Faults::default()).await;
+    let url = format!("http://{a},http://{a},http://{a}");
+    let pid = std::process::id().to_string();
+    let run_with = |args: Vec<&str>| {
+        let mut argv = vec!["loadgen", "--quiet", "--url", url.as_str()];
+        argv.extend(args);
+        Cli::try_parse_from(argv).unwrap()
+    };
+    let cli = run_with(vec![
+        "--relay-pid",
+        &pid,
+        "idle",
+        "--connections",
+        "7",
+        "--tabs",
+        "7",
+        "--ping-interval",
+        "200ms",
+        "--hold",
+        "300ms",
+    ]);
+    let ctx = make_ctx(cli.common).unwrap();
+    let r = run(&ctx, cli.scenario).await.unwrap().results();
+    assert_eq!(n(&r, "established"), 7, "{r}");
+    assert_eq!(r["establishedPerNode"], serde_json::json!([3, 2, 2]));
+    assert_eq!(r["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        r["relayProcesses"][0]["pid"].as_u64(),
+        Some(std::process::id() as u64)
+    );
+    let mut args = vec!["fanout"];
+    args.extend_from_slice(&QUICK_FANOUT[1..]);
+    let cli = run_with(args);
+    let ctx = make_ctx(cli.common).unwrap();
+    let report = run(&ctx, cli.scenario).await.unwrap();
+    let r = report.results();
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    assert_eq!(r["membersPerNode"], serde_json::json!([2, 2, 2]), "{r}");
+    assert_eq!((n(&r, "expected"), n(&r, "delivered")), (24, 24));
+    assert!(report.human().contains("members per relay"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

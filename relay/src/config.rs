@@ -255,6 +255,23 @@ pub struct Config {
     )]
     pub throttle_entries: usize,
 
+    /// Redis URL (`redis://HOST:PORT`): run as one relay of a cluster.
+    /// Redis carries what crosses relays (chats, receipts, typing,
+    /// presence, group events, logouts) and the relay registry; the
+    /// database (PostgreSQL) is shared and is the source of truth.
+    #[arg(long, env = "FERROCHAT_REDIS")]
+    pub redis: Option<String>,
+
+    /// This relay's name in a cluster (generated when not given).
+    #[arg(long, env = "FERROCHAT_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// In a cluster, how often each online user's conversations are
+    /// compared with the database, to catch a message whose event was
+    /// lost. (Lost connections and dead relays trigger a catch-up at once.)
+    #[arg(long, env = "FERROCHAT_CLUSTER_CHECK", default_value = "20s", value_parser = parse_duration)]
+    pub cluster_check: Duration,
+
     /// Log format.
     #[arg(long, env = "FERROCHAT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

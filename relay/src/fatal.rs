@@ -7,9 +7,11 @@
 //! log over them, or sessions would wait forever for a thread that is
 //! gone. Instead the process stops at once, with the reason in the log,
 //! and its supervisor restarts it; at start the commit log replays every
-//! answered chat. Release builds abort on any panic (`panic = "abort"` in
-//! the workspace's release profile); [`Guard`] gives debug builds, and any
-//! build where a thread finds its peer gone ([`stop`]), the same behaviour.
+//! answered chat. Release builds keep unwinding (a bug one client triggers
+//! in its own session task must not take everyone down); [`Guard`] turns a
+//! panic in a thread or task that must not die alone into an abort, and
+//! [`stop`] does the same for one that finds its peer gone or its loop
+//! ended (see `docs/architecture.md`, "Storage").
 
 /// Stops the process when dropped during a panic: hold one for the whole
 /// life of a thread that must not die alone.
@@ -47,7 +49,8 @@ pub fn stop(why: &str) -> ! {
 /// `FERROCHAT_FAULT=<thread>:<body>` makes the named store thread panic
 /// when it handles a chat whose body is `<body>` (`front`: while placing
 /// it, before it is answered; `indexer`: while inserting it into SQLite,
-/// after it was answered). Release builds ignore the variable.
+/// after it was answered), or (`publish`) a cluster relay skip publishing
+/// that chat. Release builds ignore the variable.
 #[derive(Clone, Debug, Default)]
 pub struct Fault(Option<(String, String)>);
 
@@ -68,10 +71,15 @@ impl Fault {
 
     /// Panics if armed for this thread and body.
     pub fn check(&self, thread: &str, body: &str) {
-        if let Some((t, b)) = &self.0 {
-            if t == thread && b == body {
-                panic!("injected failure in the {thread} thread (FERROCHAT_FAULT)");
-            }
+        if self.armed(thread, body) {
+            panic!("injected failure in the {thread} thread (FERROCHAT_FAULT)");
         }
+    }
+
+    /// Whether armed for this place and body (for faults that are not a
+    /// panic: `publish:<body>` makes a cluster relay drop the event of a
+    /// chat it stored, as if it had died between commit and publish).
+    pub fn armed(&self, place: &str, body: &str) -> bool {
+        matches!(&self.0, Some((t, b)) if t == place && b == body)
     }
 }

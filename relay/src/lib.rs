@@ -9,12 +9,14 @@
 //! - [`hub`]: who is online, pushes, acks, retries;
 //! - [`rules`]: the chat's rules, above the storage seam;
 //! - [`store`]: the storage trait and its SQLite backend (group commit);
+//! - [`cluster`]: several relays on one database, linked by Redis;
 //! - [`fatal`]: threads that must not die alone;
 //! - [`throttle`]: failed-login lockouts and the registration cap;
 //! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`].
 
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -59,6 +61,8 @@ pub struct App {
     pub hashing: PasswordHashing,
     /// Failed-login lockouts and the registration cap.
     pub throttle: throttle::Throttle,
+    /// This relay's cluster membership, when run with `--redis`.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     shutting_down: AtomicBool,
 }
 
@@ -101,8 +105,23 @@ pub async fn run(
         .await
         .map_err(|e| Error::Config(e.to_string()))??
     };
+    let cluster = match &config.redis {
+        Some(url) => {
+            if !config.db.starts_with("postgres") {
+                return Err(Error::Config(
+                    "--redis (cluster mode) needs a shared postgres:// database".into(),
+                ));
+            }
+            let c =
+                cluster::Cluster::start(&config, url, hub.clone(), store.clone(), metrics.clone())?;
+            hub.link(c.clone());
+            Some(c)
+        }
+        None => None,
+    };
     let app = Arc::new(App {
         throttle: throttle::Throttle::new(&config),
+        cluster,
         config,
         store,
         hub,

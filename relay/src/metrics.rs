@@ -150,6 +150,21 @@ metrics! {
     counter log_records_total: "ferrochat_log_records_total",
     /// Commit log appends that failed and were retried.
     counter log_failures_total: "ferrochat_log_failures_total",
+    /// Cluster: events published to the other relays.
+    counter cluster_published_total: "ferrochat_cluster_published_total",
+    /// Cluster: events not published (the queue was full or Redis was
+    /// unreachable); chats among them are recovered by catch-ups.
+    counter cluster_publish_dropped_total: "ferrochat_cluster_publish_dropped_total",
+    /// Cluster: events received from the other relays.
+    counter cluster_received_total: "ferrochat_cluster_received_total",
+    /// Cluster: catch-ups run (a reconnect, a dead relay, the periodic
+    /// check).
+    counter cluster_catchups_total: "ferrochat_cluster_catchups_total",
+    /// Cluster: messages a catch-up or gap fetch found that no event had
+    /// brought.
+    counter cluster_recovered_total: "ferrochat_cluster_recovered_total",
+    /// Cluster: 1 while subscribed to Redis and the probe comes back.
+    gauge cluster_link_up: "ferrochat_cluster_link_up",
 }
 
 #[cfg(test)]

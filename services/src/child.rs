@@ -57,32 +57,68 @@ pub(crate) fn spawn(mut cmd: Command, on_parent_death: i32) -> io::Result<Child>
         .map_err(|_| io::Error::other("the services spawner thread dropped a request"))?
 }
 
-/// Arranges for the child to get `sig` when the spawning thread exits.
-#[cfg(target_os = "linux")]
+/// Sets up the child, between fork and exec: a clean signal state, and
+/// the parent-death signal.
 fn tie_to_parent(cmd: &mut Command, sig: i32) {
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls (prctl, getppid, _exit); it
-    // allocates nothing and takes no lock. std runs it after the uid/gid
-    // change, which would otherwise clear the death signal.
+    // makes async-signal-safe system calls (sigprocmask, signal, prctl,
+    // getppid, _exit); it allocates nothing and takes no lock. std runs it
+    // after the uid/gid change, which would otherwise clear the death
+    // signal.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent died between fork and prctl: nobody will signal.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(1);
-            }
-            Ok(())
+            clean_signals()?;
+            die_with_parent(sig, parent)
         });
     }
+}
+
+/// Unblocks every signal and restores `SIGPIPE`'s default in the child.
+///
+/// std's fork path passes on both the parent's signal mask and its ignored
+/// `SIGPIPE` (Rust programs ignore it): a relay started by `cargo xtask
+/// cluster`, which blocks SIGINT and SIGTERM to `sigwait` for them, would
+/// otherwise never see the SIGTERM that asks it to stop.
+fn clean_signals() -> io::Result<()> {
+    // SAFETY: called only in the forked child (single-threaded); the set
+    // is a local initialised by sigemptyset before use, and sigprocmask
+    // and signal are async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    Ok(())
+}
+
+/// Asks the kernel to send `sig` to the child when its parent thread (the
+/// spawner, which lives as long as the process) exits.
+#[cfg(target_os = "linux")]
+fn die_with_parent(sig: i32, parent: u32) -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid
+    // and _exit cannot fail. Called only in the forked child.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The parent died between fork and prctl: nobody will signal.
+        if libc::getppid() as u32 != parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
 }
 
 /// Elsewhere there is no parent-death signal: owners' `Drop` and the exit
 /// hooks are all there is.
 #[cfg(not(target_os = "linux"))]
-fn tie_to_parent(_cmd: &mut Command, _sig: i32) {}
+fn die_with_parent(_sig: i32, _parent: u32) -> io::Result<()> {
+    Ok(())
+}
 
 /// Sends `sig` to process `pid`. Fails with the OS error (`ESRCH` if it is
 /// gone).

@@ -183,7 +183,9 @@ pub fn apt_get(args: &[&str]) -> Result<(), AptError> {
     if status.success() {
         return Ok(());
     }
-    let why = format!("`{shown}` failed ({status})");
+    // apt's own reasons ("E: …"), so the error stands alone.
+    let reasons: Vec<&str> = text.lines().filter(|l| l.starts_with("E: ")).collect();
+    let why = format!("`{shown}` failed ({status}): {}", reasons.join("; "));
     if lists_problem(&text) {
         Err(AptError::Lists(why))
     } else {

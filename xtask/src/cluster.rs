@@ -71,7 +71,7 @@ pub fn cluster(args: &[String]) -> Result<()> {
     print_parts(&cluster);
     println!("open {}   (Ctrl-C stops everything)", cluster.url());
     let sig = signals::wait(&stop_signals);
-    eprintln!("xtask: signal {sig}: stopping nginx, the relays, Redis, PostgreSQL");
+    eprintln!("xtask: signal {sig}: stopping nginx, then the relays, then Redis and PostgreSQL");
     cluster.stop()?;
     eprintln!("xtask: cluster stopped");
     Ok(())

@@ -17,8 +17,11 @@
 //!    backing services' packages (PostgreSQL, Redis, nginx; see
 //!    [`setup_backing_services`]);
 //! 6. `dist`, which the browser suite serves through a real relay;
-//! 7. every crate's tests except the browser suite (`cargo test`);
-//! 8. the browser suite, one test at a time (each drives real browsers).
+//! 7. every crate's tests except the browser suite (`cargo test`), with
+//!    `FERROCHAT_RELAY_BIN` naming the relay that build makes;
+//! 8. the relay's integration suite again on PostgreSQL
+//!    (`FERROCHAT_TEST_BACKEND=postgres`);
+//! 9. the browser suite, one test at a time (each drives real browsers).
 //!
 //! Each stage prints a line when it starts and its duration when it ends.
 //! Output streams as it comes; the first failure ends the run non-zero.
@@ -72,7 +75,33 @@ pub fn test() -> Result<()> {
         ("dist", Box::new(|| crate::dist::dist(&dist))),
         (
             "tests",
-            Box::new(|| util::run(util::cargo().args(["test", "--workspace", "--exclude", "e2e"]))),
+            Box::new(|| {
+                // `cargo test` builds the relay binary (for the relay's
+                // process tests) before it runs any test; the services
+                // crate's tests use that one instead of building their own
+                // (`cargo build -p ferrochat-relay` resolves features apart
+                // from the workspace: a second build of its dependencies).
+                let relay_bin = util::target_dir().join("debug").join("ferrochat-relay");
+                util::run(
+                    util::cargo()
+                        .args(["test", "--workspace", "--exclude", "e2e"])
+                        .env("FERROCHAT_RELAY_BIN", relay_bin),
+                )
+            }),
+        ),
+        (
+            "tests: the relay's suite again, on PostgreSQL",
+            Box::new(|| {
+                // The same integration suite against the cluster's backend
+                // (a private PostgreSQL server the tests start; see
+                // `relay/tests/common/mod.rs`); process tests that are
+                // SQLite's own (its file lock, its commit log) skip there.
+                util::run(
+                    util::cargo()
+                        .args(["test", "-p", "ferrochat-relay", "--tests"])
+                        .env("FERROCHAT_TEST_BACKEND", "postgres"),
+                )
+            }),
         ),
         (
             "browser suite",
@@ -80,7 +109,12 @@ pub fn test() -> Result<()> {
                 util::run(
                     util::cargo()
                         .args(["test", "-p", "e2e", "--", "--test-threads=1"])
-                        .env("FERROCHAT_DIST", &dist),
+                        .env("FERROCHAT_DIST", &dist)
+                        // The cluster test's relays: the binary stage 7 built.
+                        .env(
+                            "FERROCHAT_RELAY_BIN",
+                            util::target_dir().join("debug").join("ferrochat-relay"),
+                        ),
                 )
             }),
         ),

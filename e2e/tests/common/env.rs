@@ -1,7 +1,9 @@
 //! One test's world: the built SPA, a relay in this process on a fresh
-//! SQLite file in a temp dir (on a free port, restartable on the same one),
-//! chromedriver, and the browsers opened so far. [`run`] sets it up, runs
-//! the test body and tears everything down whatever happened.
+//! SQLite file in a temp dir (on a free port, restartable on the same one)
+//! or, for [`run_cluster`], a cluster of relay processes on PostgreSQL and
+//! Redis behind nginx (`services`), chromedriver, and the browsers opened
+//! so far. [`run`] sets it up, runs the test body and tears everything
+//! down whatever happened.
 
 use super::browser::{Browser, DESKTOP};
 use super::chromedriver::{check_binaries, ChromeDriver};
@@ -53,11 +55,21 @@ struct EnvInner {
     run_tag: String,
     dist: PathBuf,
     db_dir: TempDir,
+    /// The relay, or nginx in front of the cluster.
     addr: SocketAddr,
     driver_url: String,
     relay: tokio::sync::Mutex<Option<RelayTask>>,
+    cluster: Option<Arc<Mutex<services::Cluster>>>,
     browsers: Mutex<Vec<OpenBrowser>>,
     users: AtomicU32,
+}
+
+/// What a test runs against.
+enum World {
+    /// One relay in this process.
+    Relay(RelayTask),
+    /// Relay processes behind nginx.
+    Cluster(Box<services::Cluster>),
 }
 
 struct OpenBrowser {
@@ -152,6 +164,44 @@ impl Env {
             Ok(Err(e)) => Err(format!("relay task failed: {e}")),
             Err(_) => Err("relay did not shut down within 20 s".into()),
         }
+    }
+
+    /// The cluster's relays' addresses (a cluster test only).
+    pub fn nodes(&self) -> Vec<SocketAddr> {
+        let c = self.inner.cluster.as_ref().expect("a cluster test");
+        let c = c.lock().unwrap();
+        c.relays().iter().map(|r| r.addr()).collect()
+    }
+
+    /// A gauge or counter of the cluster's relay `i` (from `/metrics`).
+    pub async fn node_metric(&self, i: usize, name: &str) -> i64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.nodes()[i];
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("relay up");
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        tokio::time::timeout(WAIT, s.read_to_string(&mut text))
+            .await
+            .expect("metrics in time")
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// `kill -9` of the cluster's relay `i`.
+    pub async fn kill_node(&self, i: usize) {
+        let c = self.inner.cluster.clone().expect("a cluster test");
+        tokio::task::spawn_blocking(move || c.lock().unwrap().relay_mut(i).kill())
+            .await
+            .unwrap()
+            .expect("the relay is killed");
     }
 
     /// A new browser (own WebDriver session, own fresh profile), not yet on
@@ -271,6 +321,77 @@ where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    run_in(test, None, body).await
+}
+
+/// [`run`] against a cluster of `nodes` relays on PostgreSQL and Redis
+/// behind nginx: the browsers open nginx's URL.
+pub async fn run_cluster<F, Fut>(test: &'static str, nodes: usize, body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_in(test, Some(nodes), body).await
+}
+
+/// The relay binary for cluster tests: `FERROCHAT_RELAY_BIN`, or the
+/// workspace's debug build (built here if missing).
+fn relay_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FERROCHAT_RELAY_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = super::workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug").join("ferrochat-relay");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "ferrochat-relay", "--bin", "ferrochat-relay"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+    assert!(status.success(), "building the relay failed");
+    bin
+}
+
+async fn start_world(dist: &Path, db_dir: &Path, nodes: Option<usize>) -> (World, SocketAddr) {
+    match nodes {
+        None => {
+            let any_port = "127.0.0.1:0".parse().unwrap();
+            let (relay, addr) = Env::spawn_relay(dist, db_dir, any_port).await;
+            (World::Relay(relay), addr)
+        }
+        Some(n) => {
+            let mut config = services::ClusterConfig::new(db_dir.join("cluster"), relay_bin());
+            config.nodes = n;
+            config.static_dir = Some(dist.to_path_buf());
+            config.extra_relay_args = vec!["--max-hashing".into(), "2".into()];
+            let cluster = tokio::task::spawn_blocking(move || services::Cluster::start(config))
+                .await
+                .unwrap()
+                .expect("the cluster starts");
+            let url = cluster.url();
+            let host = url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+            let addr: SocketAddr = host.parse().expect("nginx on a socket address");
+            wait_until("the cluster to answer /healthz", WAIT, || {
+                let host = host.clone();
+                async move { http_get(&host, "/healthz").await }
+            })
+            .await;
+            (World::Cluster(Box::new(cluster)), addr)
+        }
+    }
+}
+
+async fn run_in<F, Fut>(test: &'static str, nodes: Option<usize>, body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     check_binaries();
     let dist = dist_dir();
     // Dumps of an earlier failed run of this test would only mislead.
@@ -288,8 +409,11 @@ where
         .prefix("e2e-relay-")
         .tempdir()
         .unwrap();
-    let any_port = "127.0.0.1:0".parse().unwrap();
-    let (relay, addr) = Env::spawn_relay(&dist, db_dir.path(), any_port).await;
+    let (world, addr) = start_world(&dist, db_dir.path(), nodes).await;
+    let (relay, cluster) = match world {
+        World::Relay(r) => (Some(r), None),
+        World::Cluster(c) => (None, Some(Arc::new(Mutex::new(*c)))),
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -302,7 +426,8 @@ where
             db_dir,
             addr,
             driver_url: driver.url.clone(),
-            relay: tokio::sync::Mutex::new(Some(relay)),
+            relay: tokio::sync::Mutex::new(relay),
+            cluster,
             browsers: Mutex::new(Vec::new()),
             users: AtomicU32::new(1),
         }),
@@ -326,6 +451,14 @@ where
     }
     env.close_all_browsers().await;
     let stopped = env.try_stop_relay().await;
+    if let Some(c) = env.inner.cluster.clone() {
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(c) = Arc::try_unwrap(c) {
+                let _ = c.into_inner().map(|c| c.stop());
+            }
+        })
+        .await;
+    }
     drop(driver);
     eprintln!("e2e: {test} took {:.1}s", started.elapsed().as_secs_f64());
     match failure {

@@ -36,7 +36,7 @@ mod steps;
 #[allow(unused_imports)]
 pub use browser::{tid, Browser, DESKTOP};
 #[allow(unused_imports)]
-pub use env::{run, Env};
+pub use env::{run, run_cluster, Env};
 #[allow(unused_imports)]
 pub use steps::{conv_group, conv_item, member, Msg, PASSWORD};
 

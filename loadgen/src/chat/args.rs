@@ -1,5 +1,6 @@
 //! The `chat` scenario's options.
 
+use super::placement::Placement;
 use crate::report::ser_secs;
 use crate::{parse_duration, wire, Error};
 use clap::Args;
@@ -41,6 +42,21 @@ pub struct ChatArgs {
     /// WebSocket read buffer per connection, bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     pub read_buffer: usize,
+    /// Which relay of `--url` each session is on: `spread` (round robin;
+    /// (N−1)/N of the pairs cross relays), `cross` (pair p's sender on node
+    /// p % N, its recipient on (p + 1) % N: every message crosses) or
+    /// `same` (both on node p % N: none does).
+    #[arg(long, value_enum, default_value_t = Placement::Spread)]
+    pub placement: Placement,
+    /// Survive the loss of a socket (a relay killed under load): reconnect
+    /// to the next relay of `--url`, log in again, resend every message
+    /// that has no 81 yet under the same clientMsgId, carry on.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With `--reconnect`: how long a session may try before it gives up.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_secs")]
+    pub reconnect_deadline: Duration,
 }
 
 impl ChatArgs {
@@ -54,6 +70,9 @@ impl ChatArgs {
         }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err("--rate must be a non-negative number".into());
+        }
+        if self.reconnect && self.reconnect_deadline.is_zero() {
+            return Err("--reconnect-deadline must be positive".into());
         }
         wire::check_body_bytes(self.body_bytes)
     }
@@ -86,6 +105,9 @@ pub(super) mod tests {
             body_bytes: 10,
             connect_concurrency: 4,
             read_buffer: 4096,
+            placement: Placement::Spread,
+            reconnect: false,
+            reconnect_deadline: Duration::from_secs(30),
         }
     }
 
@@ -112,6 +134,11 @@ pub(super) mod tests {
             },
             ChatArgs {
                 body_bytes: 0,
+                ..args()
+            },
+            ChatArgs {
+                reconnect: true,
+                reconnect_deadline: Duration::ZERO,
                 ..args()
             },
         ] {

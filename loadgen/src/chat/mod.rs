@@ -27,17 +27,29 @@
 //! the statistics), `[warmup, warmup+duration)` measured, then a drain of up
 //! to `--drain` during which nothing new is sent and outstanding 81s and
 //! pushes are awaited; it ends early once everything is accounted for.
+//!
+//! Several relays (`--url a,b`): each pair's sender and recipient are
+//! placed on them by `--placement` (`placement.rs`). With `--reconnect`
+//! every session survives the loss of its socket
+//! ([`Redial`](crate::redial::Redial)): the sender resends what has no 81
+//! yet under the same `clientMsgId`, the recipient gets from the relay
+//! what it had not acked, and the accounting goes on across sockets (a
+//! message answered before the loss and pushed after it is delivered, not
+//! lost; a push seen again is a redelivery, not a duplicate).
 
 mod args;
+mod placement;
 mod report;
 mod schedule;
 mod sender;
 
 pub use args::ChatArgs;
+pub use placement::{PairNodes, Placement};
 pub use report::ChatReport;
 
-use crate::client::{self, Account, Target, Ws};
+use crate::client::{self, Account, Targets, Ws};
 use crate::recipient::{run_recipient, ProgressSink, RecvSpec};
+use crate::redial::Redial;
 use crate::resources::Phase;
 use crate::track::Clock;
 use crate::{wire, Ctx, Error};
@@ -58,11 +70,17 @@ struct Progress {
     delivered: AtomicU64,
     /// 92s received by senders.
     receipts: AtomicU64,
+    /// ACKs sent by recipients.
+    acks_sent: AtomicU64,
     /// 91s received by recipients.
     ack_resps: AtomicU64,
     /// Senders that will send nothing more and await no answer (or whose
-    /// socket died).
+    /// socket died for good).
     senders_settled: AtomicU64,
+    /// ACKs whose socket was lost before their 91 came.
+    acks_lost: AtomicU64,
+    /// Sessions without a socket right now (`--reconnect`: redialing).
+    down: Arc<AtomicU64>,
 }
 
 /// Everything the sender and recipient tasks of a run share (read-only but
@@ -76,8 +94,14 @@ impl ProgressSink for Run {
     fn delivered(&self, n: u64) {
         self.progress.delivered.fetch_add(n, Relaxed);
     }
+    fn acks_sent(&self, n: u64) {
+        self.progress.acks_sent.fetch_add(n, Relaxed);
+    }
     fn ack_resps(&self, n: u64) {
         self.progress.ack_resps.fetch_add(n, Relaxed);
+    }
+    fn acks_lost(&self, n: u64) {
+        self.progress.acks_lost.fetch_add(n, Relaxed);
     }
 }
 
@@ -86,14 +110,33 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
     args.check()?;
     let log = &ctx.log;
     let ws_config = client::ws_config(args.read_buffer.max(1024), 16 * 1024);
-    let target = Target::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
-    let accounts = client::accounts(ctx, &target, 2 * args.pairs).await?;
+    let targets =
+        Arc::new(Targets::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?);
+    let accounts = client::accounts(ctx, targets.first(), 2 * args.pairs).await?;
+    let pairs: Vec<PairNodes> = (0..args.pairs)
+        .map(|p| args.placement.pair(p, targets.len()))
+        .collect();
+    if targets.len() > 1 {
+        log.say(format_args!(
+            "{} relays, placement {}: {} of {} pairs cross relays",
+            targets.len(),
+            args.placement.name(),
+            pairs.iter().filter(|p| p.crosses()).count(),
+            args.pairs
+        ));
+    }
 
     // Recipients first, so every push of the run is live, not an offline
     // backlog; then senders.
     log.say(format_args!("opening {} sessions", 2 * args.pairs));
-    let recipients = open_sessions(&target, &accounts, |p| 2 * p + 1, &args).await?;
-    let senders = open_sessions(&target, &accounts, |p| 2 * p, &args).await?;
+    let recipients = open_sessions(
+        &targets,
+        &accounts,
+        |p| (2 * p + 1, pairs[p].recipient),
+        &args,
+    )
+    .await?;
+    let senders = open_sessions(&targets, &accounts, |p| (2 * p, pairs[p].sender), &args).await?;
 
     let relay_before = ctx.relay_sample();
     let warmup_us = args.warmup.as_micros() as u64;
@@ -106,6 +149,19 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
         },
         progress: Progress::default(),
     });
+    let redial = |account: usize, node: usize| {
+        args.reconnect.then(|| {
+            Redial::new(
+                targets.clone(),
+                node,
+                account,
+                accounts[account].token.clone(),
+                args.reconnect_deadline,
+                run.clock,
+                run.progress.down.clone(),
+            )
+        })
+    };
     let body: Arc<str> = wire::filler_body(args.body_bytes).into();
     let run_id: Arc<str> = ctx.run_id.as_str().into();
     let expected_per_pair = args.expected_per_pair();
@@ -124,6 +180,7 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
                 spec.clone(),
                 Some(run.clone() as Arc<dyn ProgressSink>),
                 stop_rx.clone(),
+                redial(2 * p + 1, pairs[p].recipient),
             ))
         })
         .collect();
@@ -138,7 +195,13 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
                 expected: expected_per_pair,
                 run_id: run_id.clone(),
             };
-            tokio::spawn(run_sender(ws, cfg, run.clone(), stop_rx.clone()))
+            tokio::spawn(run_sender(
+                ws,
+                cfg,
+                run.clone(),
+                stop_rx.clone(),
+                redial(2 * p, pairs[p].sender),
+            ))
         })
         .collect();
 
@@ -166,7 +229,7 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
     }
     log.say(format_args!("done; closing"));
 
-    let mut r = report::assemble(&args, &outs_s, &outs_r);
+    let mut r = report::assemble(&args, &targets.urls(), &pairs, &outs_s, &outs_r);
     r.drain_secs = crate::report::round_to(drain.as_secs_f64(), 2);
     r.relay_rss_before_kib = relay_before.map(|s| s.rss_kib);
     r.relay_rss_after_kib = measured.relay_end.map(|s| s.rss_kib);
@@ -176,17 +239,28 @@ pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
 
 /// Waits until every sender is settled and every stored message has
 /// arrived, been receipted and had its ACK answered, or `--drain` passes;
-/// returns how long it waited.
+/// returns how long it waited. With `--reconnect`, also until every
+/// session has a socket again and every ACK sent on a socket that is still
+/// open has its 91 (after a reconnection the relay pushes again what it
+/// had not acked, and these ACKs are answered too); receipts are not
+/// awaited then (a 92 for an ACK made while its sender was reconnecting is
+/// never sent).
 async fn drain(run: &Run, args: &ChatArgs, log: &crate::Log) -> Duration {
     let started = Instant::now();
     let pairs = args.pairs as u64;
     let p = &run.progress;
     loop {
         let delivered = p.delivered.load(Relaxed);
+        let (receipts, acked) = (p.receipts.load(Relaxed), p.ack_resps.load(Relaxed));
+        let answers_done = if args.reconnect {
+            acked + p.acks_lost.load(Relaxed) >= p.acks_sent.load(Relaxed).max(delivered)
+                && p.down.load(Relaxed) == 0
+        } else {
+            receipts >= delivered && acked >= delivered
+        };
         if p.senders_settled.load(Relaxed) >= pairs
             && delivered >= p.stored.load(Relaxed)
-            && p.receipts.load(Relaxed) >= delivered
-            && p.ack_resps.load(Relaxed) >= delivered
+            && answers_done
         {
             return started.elapsed();
         }
@@ -207,26 +281,34 @@ async fn progress_until(run: &Run, until: tokio::time::Instant, log: &crate::Log
         }
         tokio::time::sleep_until(until.min(now + Duration::from_secs(2))).await;
         let p = &run.progress;
+        let down = p.down.load(Relaxed);
         log.say(format_args!(
-            "t={:.1}s sent {} stored {} delivered {}",
+            "t={:.1}s sent {} stored {} delivered {}{}",
             run.clock.now_us() as f64 / 1e6,
             p.sent.load(Relaxed),
             p.stored.load(Relaxed),
-            p.delivered.load(Relaxed)
+            p.delivered.load(Relaxed),
+            if down > 0 {
+                format!(", {down} sessions reconnecting")
+            } else {
+                String::new()
+            }
         ));
     }
 }
 
-/// Opens one logged-in socket per pair for the accounts `index(pair)`.
+/// Opens one logged-in socket per pair, for account and node
+/// `session(pair)`.
 async fn open_sessions(
-    target: &Target,
+    targets: &Targets,
     accounts: &[Account],
-    index: impl Fn(usize) -> usize,
+    session: impl Fn(usize) -> (usize, usize),
     args: &ChatArgs,
 ) -> Result<Vec<(Ws, shared::UserId)>, Error> {
     let jobs = (0..args.pairs).map(|p| {
-        let i = index(p);
+        let (i, node) = session(p);
         let token = accounts[i].token.clone();
+        let target = targets.node(node);
         async move { target.open_session(i, &token).await }
     });
     let results: Vec<_> = futures_util::stream::iter(jobs)

@@ -1,9 +1,11 @@
 //! What a chat run reports, and how the pairs' results combine into it.
 
 use super::args::ChatArgs;
+use super::placement::{PairNodes, PlacementReport};
 use super::sender::SenderOut;
 use crate::latency::{new_histogram, LatencySummary};
 use crate::recipient::{Deliveries, RecvOut};
+use crate::redial::Recovery;
 use crate::report::{self, Findings, ScenarioReport, Summary, Tally, ToJson};
 use crate::resources::Usage;
 use serde::Serialize;
@@ -37,6 +39,20 @@ pub struct ChatReport {
     /// What the recipients got: delivered, lost, duplicates, …
     #[serde(flatten)]
     pub deliveries: Deliveries,
+    /// The same msgId pushed again, as `redeliveries` (kept for the
+    /// scripts that read it): legal, and expected after a reconnection.
+    /// `duplicates` (a second msgId for one clientMsgId: the message stored
+    /// twice) must stay 0.
+    pub raw_duplicates: u64,
+    /// Messages sent again on a new socket after a reconnection, under the
+    /// same clientMsgId.
+    pub resent: u64,
+    /// Sockets lost and reconnections.
+    #[serde(flatten)]
+    pub recovery: Recovery,
+    /// The relays and which of them each pair used.
+    #[serde(flatten)]
+    pub placement: PlacementReport,
     /// Neither 81 nor error by the end of the drain.
     pub unanswered: u64,
     /// 81s for a message that already had one, or for nothing we sent.
@@ -92,6 +108,7 @@ impl ScenarioReport for ChatReport {
                 a.duration
             ),
         );
+        self.placement.lines(a.placement, &mut s);
         s.line("send rate", format!("{:.0} msg/s", self.send_rate));
         s.line(
             "delivered rate",
@@ -113,6 +130,10 @@ impl ScenarioReport for ChatReport {
             s.line("generator send lag", l.human());
         }
         d.losses(&mut s);
+        self.recovery.lines(&mut s);
+        if self.resent > 0 {
+            s.line("resent after reconnecting", self.resent);
+        }
         s.line(
             "unanswered / id mismatch",
             format!("{} / {}", self.unanswered, d.id_mismatch),
@@ -165,6 +186,9 @@ impl ScenarioReport for ChatReport {
         if d.delivered == 0 {
             f.push("nothing was delivered");
         }
+        if self.args.reconnect {
+            self.recovery.failures(&mut f);
+        }
         f.into_vec()
     }
 
@@ -184,8 +208,15 @@ impl ScenarioReport for ChatReport {
         }
         w.count(
             d.delivered.saturating_sub(self.receipts),
-            "delivery receipts (92) missing",
+            if self.recovery.sockets_lost > 0 {
+                "delivery receipts (92) missing (none is sent while the sender is reconnecting)"
+            } else {
+                "delivery receipts (92) missing"
+            },
         );
+        if self.args.placement != super::Placement::Spread && self.placement.nodes.len() < 2 {
+            w.push("--placement has no effect with one relay in --url");
+        }
         d.warnings(&mut w);
         w.problems(&self.problems);
         w.relay_unmeasured(self.relay_rss_before_kib.is_some());
@@ -195,12 +226,20 @@ impl ScenarioReport for ChatReport {
 
 /// Combines the per-pair results into the report (pure, so it is tested);
 /// the caller adds what the run measured around them (drain, relay).
+/// `nodes` are the relays' URLs, `pairs` where each pair's sessions were.
 pub(super) fn assemble(
     args: &ChatArgs,
+    nodes: &[String],
+    pairs: &[PairNodes],
     senders: &[SenderOut],
     recipients: &[RecvOut],
 ) -> ChatReport {
     let mut latency = new_histogram();
+    // [same relay, across relays], with several relays.
+    let mut by_route = [new_histogram(), new_histogram()];
+    let mut routes_seen = [false; 2];
+    let (mut sockets_lost, mut resent) = (0, 0);
+    let mut outages = Vec::new();
     let mut wire = new_histogram();
     let mut resp = new_histogram();
     let mut lag = new_histogram();
@@ -210,10 +249,17 @@ pub(super) fn assemble(
     let (mut sent, mut sent_in_window, mut stored, mut delivered_in_window) = (0, 0, 0, 0);
     let (mut unanswered, mut extra_resps, mut receipts, mut refused) = (0, 0, 0, 0);
     let (mut stalls, mut delayed) = (0, 0);
-    for (s, r) in senders.iter().zip(recipients) {
+    for (p, (s, r)) in senders.iter().zip(recipients).enumerate() {
         let log = &s.heard.log;
         unanswered += deliveries.add(log, r).unanswered;
         let _ = latency.add(&r.latency_hist);
+        if let Some(route) = pairs.get(p).map(|n| usize::from(n.crosses())) {
+            let _ = by_route[route].add(&r.latency_hist);
+            routes_seen[route] = true;
+        }
+        sockets_lost += s.sockets_lost + r.sockets_lost;
+        resent += s.resent;
+        outages.extend(s.outages.iter().chain(&r.outages).copied());
         let _ = wire.add(&r.wire_hist);
         let _ = resp.add(&s.resp_hist);
         let _ = lag.add(&s.lag_hist);
@@ -235,7 +281,17 @@ pub(super) fn assemble(
         delivered_in_window += r.delivered_in_window;
     }
     let open = args.rate > 0.0;
+    let mut placement = PlacementReport::new(nodes.to_vec(), pairs);
+    if nodes.len() > 1 {
+        let [same, cross] = &by_route;
+        placement.latency_same_node = routes_seen[0].then(|| LatencySummary::of(same));
+        placement.latency_cross_node = routes_seen[1].then(|| LatencySummary::of(cross));
+    }
     ChatReport {
+        raw_duplicates: deliveries.redeliveries,
+        resent,
+        recovery: Recovery::of(sockets_lost, &outages),
+        placement,
         offered_rate: open.then_some(args.rate),
         sent,
         send_rate: report::round_to(report::per_second(sent_in_window, args.duration), 1),
@@ -289,7 +345,15 @@ mod tests {
         r0.delivered_in_window = 3;
         r1.delivered_in_window = 2;
         let a = args();
-        let rep = assemble(&a, &[SenderOut::new(s0), SenderOut::new(s1)], &[r0, r1]);
+        let nodes = ["http://127.0.0.1:9".to_string()];
+        let pairs = [super::super::Placement::Spread.pair(0, 1); 2];
+        let rep = assemble(
+            &a,
+            &nodes,
+            &pairs,
+            &[SenderOut::new(s0), SenderOut::new(s1)],
+            &[r0, r1],
+        );
         let d = &rep.deliveries;
         assert_eq!((rep.sent, d.delivered, d.lost, d.duplicates), (6, 5, 1, 1));
         assert_eq!(rep.delivered_rate, 2.5);
@@ -302,5 +366,83 @@ mod tests {
         assert_eq!(v["delivered"], 5);
         assert!(v.get("args").is_none() && v.get("deliveries").is_none());
         assert_eq!(rep.params()["pairs"], 2);
+    }
+
+    #[test]
+    fn assemble_splits_latency_by_route_and_sums_the_reconnections() {
+        use crate::latency::record_us;
+        use crate::redial::Outage;
+        // Pair 0 crosses relays, pair 1 does not; each delivered message 1
+        // once and again after a reconnection (a redelivery).
+        let pairs = [
+            PairNodes {
+                sender: 0,
+                recipient: 1,
+            },
+            PairNodes {
+                sender: 1,
+                recipient: 1,
+            },
+        ];
+        let mut senders = Vec::new();
+        let mut recipients = Vec::new();
+        for (p, us) in [(0u128, 5_000), (1, 1_000)] {
+            let mut a = Answers::default();
+            a.log.on_sent(1);
+            a.log.on_stored(1, 100 + p);
+            let mut s = SenderOut::new(a);
+            s.sockets_lost = 1;
+            s.resent = 3;
+            s.outages.push(Outage {
+                lost_us: 8_000_000,
+                back_us: Some(9_000_000 + p as u64 * 500_000),
+                attempts: 2,
+                gave_up: false,
+            });
+            senders.push(s);
+            let mut r = RecvOut::new(0, false);
+            r.log.record(1, 100 + p);
+            r.log.record(1, 100 + p);
+            record_us(&mut r.latency_hist, us);
+            recipients.push(r);
+        }
+        let nodes = ["http://a:1".to_string(), "http://b:1".to_string()];
+        let a = ChatArgs {
+            reconnect: true,
+            ..args()
+        };
+        let rep = assemble(&a, &nodes, &pairs, &senders, &recipients);
+        assert!(rep.failures().is_empty(), "{:?}", rep.failures());
+        let v = rep.results();
+        assert_eq!(v["crossPairs"], 1);
+        assert_eq!(v["pairNodes"], serde_json::json!([[0, 1], [1, 1]]));
+        assert_eq!(v["latencyCrossNode"]["count"], 1);
+        assert_eq!(v["latencySameNode"]["count"], 1);
+        assert!(v["latencySameNode"]["maxUs"].as_u64().unwrap() < 1_100);
+        assert_eq!(
+            (v["rawDuplicates"].as_u64(), v["redeliveries"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(
+            (v["duplicates"].as_u64(), v["lost"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(
+            (v["socketsLost"].as_u64(), v["reconnected"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(v["resent"], 6);
+        assert_eq!(v["recoverySecs"], 1.5);
+        assert_eq!(v["reconnectTime"]["maxUs"], 1_500_000);
+        let human = rep.human();
+        assert!(human.contains("1 of 2 pairs cross relays"), "{human}");
+        assert!(human.contains("sockets lost / reconnected"), "{human}");
+        // A session that never came back fails a --reconnect run.
+        senders[1].outages[0].back_us = None;
+        senders[1].outages[0].gave_up = true;
+        let rep = assemble(&a, &nodes, &pairs, &senders, &recipients);
+        let f = rep.failures();
+        assert!(f.iter().any(|f| f.contains("did not reconnect")), "{f:?}");
+        assert_eq!(rep.results()["recoverySecs"], serde_json::Value::Null);
     }
 }

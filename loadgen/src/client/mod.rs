@@ -1,16 +1,19 @@
 //! Talking to a relay: accounts over HTTP, WebSocket sessions over TCP.
 //!
-//! Everything here is shared by the scenarios: the relay's address and
-//! opening a logged-in socket (this file), the account registration that
-//! precedes every run (`accounts.rs`) and the HTTP API (`api.rs`).
+//! Everything here is shared by the scenarios: a relay's address and
+//! opening a logged-in socket (this file), the relays of a run
+//! (`targets.rs`: `--url` may list several), the account registration
+//! that precedes every run (`accounts.rs`) and the HTTP API (`api.rs`).
 //! Scenarios own what happens on the socket afterwards
 //! ([`socket`](crate::socket) has the common parts).
 
 mod accounts;
 mod api;
+mod targets;
 
 pub use accounts::{accounts, register_accounts, username, Account};
 pub use api::{Api, ApiResponse};
+pub use targets::{per_node, split_urls, Targets};
 
 use crate::Error;
 use futures_util::{SinkExt, StreamExt};
@@ -138,12 +141,25 @@ impl Target {
 
     /// [`connect`](Self::connect) then [`login`], each with its timeout.
     pub async fn open_session(&self, i: usize, token: &str) -> Result<(Ws, UserId), SessionError> {
-        let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect(i)).await {
+        self.open_session_within(i, token, CONNECT_TIMEOUT, LOGIN_TIMEOUT)
+            .await
+    }
+
+    /// [`open_session`](Self::open_session) with other timeouts for the
+    /// connection and the LOGIN (a reconnecting session keeps them short).
+    pub async fn open_session_within(
+        &self,
+        i: usize,
+        token: &str,
+        connect_timeout: Duration,
+        login_timeout: Duration,
+    ) -> Result<(Ws, UserId), SessionError> {
+        let mut ws = match tokio::time::timeout(connect_timeout, self.connect(i)).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => return Err(SessionError::Connect(e)),
             Err(_) => return Err(SessionError::Connect("connect timed out".into())),
         };
-        match login(&mut ws, token, LOGIN_TIMEOUT).await {
+        match login(&mut ws, token, login_timeout).await {
             Ok(uid) => Ok((ws, uid)),
             Err(e) => Err(SessionError::Login(e)),
         }

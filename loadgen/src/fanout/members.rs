@@ -4,7 +4,7 @@
 //! which tells the sender when the next message may leave.
 
 use super::{FanoutArgs, SENDER};
-use crate::client::{Account, Target};
+use crate::client::{Account, Targets};
 use crate::recipient::{run_recipient, ProgressSink, RecvOut, RecvSpec};
 use crate::report::{self, fmt_tally, Tally};
 use crate::track::SendLog;
@@ -84,16 +84,19 @@ pub(super) struct Members {
     pub tasks: Vec<JoinHandle<RecvOut>>,
     /// Members that could not connect, by reason.
     pub failures: Tally,
+    /// Members connected, per relay.
+    pub per_node: Vec<u64>,
     /// How long connecting took, seconds.
     pub secs: f64,
 }
 
-/// Opens and logs in a socket for accounts 1..=`--members`
-/// (`--connect-concurrency` at a time) and starts a recipient on each as
-/// soon as it is in, so the first ones heartbeat while the rest connect.
+/// Opens and logs in a socket for accounts 1..=`--members`, round robin
+/// over the relays (member i on node i − 1; `--connect-concurrency` at a
+/// time) and starts a recipient on each as soon as it is in, so the first
+/// ones heartbeat while the rest connect.
 pub(super) async fn connect(
     ctx: &Ctx,
-    target: &Target,
+    targets: &Targets,
     accounts: &[Account],
     args: &FanoutArgs,
     spec: &RecvSpec,
@@ -108,14 +111,20 @@ pub(super) async fn connect(
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.members);
     let mut failures = Tally::new();
+    let mut per_node = vec![0; targets.len()];
     let mut opening = futures_util::stream::iter(1..=args.members)
         .map(|i| {
             let token = accounts[i].token.clone();
-            async move { target.open_session(i, &token).await }
+            let node = (i - 1) % targets.len();
+            let target = targets.node(node);
+            async move { (node, target.open_session(i, &token).await) }
         })
         .buffer_unordered(args.connect_concurrency.max(1));
     let mut last_log = Instant::now();
-    while let Some(r) = opening.next().await {
+    while let Some((node, r)) = opening.next().await {
+        if r.is_ok() {
+            per_node[node] += 1;
+        }
         match r {
             Ok((ws, _)) => tasks.push(tokio::spawn(run_recipient(
                 ws,
@@ -124,6 +133,7 @@ pub(super) async fn connect(
                 spec.clone(),
                 Some(progress.clone() as Arc<dyn ProgressSink>),
                 stop.clone(),
+                None,
             ))),
             Err(e) => report::tally(&mut failures, &e.to_string(), 1),
         }
@@ -145,6 +155,7 @@ pub(super) async fn connect(
     Members {
         tasks,
         failures,
+        per_node,
         secs,
     }
 }

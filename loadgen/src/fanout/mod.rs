@@ -1,6 +1,10 @@
 //! Scenario `fanout`: one message to a group whose members are all online
 //! must reach every one of them; how long does that take?
 //!
+//! With several relays in `--url`, the group is set up through the first,
+//! the sender is on the first and the members are spread round robin over
+//! all of them.
+//!
 //! Setup (`setup.rs`): `--members` + 1 accounts (account 0 is the sender and
 //! the group's owner, accounts 1..=N its members; `--accounts FILE` skips
 //! registration on reruns), one public group created by account 0 (or an
@@ -37,7 +41,7 @@ pub use args::{FanoutArgs, MAX_GROUP_MEMBERS};
 pub use report::{FanoutReport, MessageFigures};
 pub use setup::GroupSetup;
 
-use crate::client::{self, Api, Target};
+use crate::client::{self, Api, Targets};
 use crate::recipient::RecvSpec;
 use crate::report::fmt_us;
 use crate::resources::Phase;
@@ -59,9 +63,10 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
     args.check_fd_limit(sys::nofile_limit()?)?;
     let log = &ctx.log;
     let ws_config = client::ws_config(args.read_buffer.max(1024), 4096);
-    let target = Target::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
-    let accounts = client::accounts(ctx, &target, args.members + 1).await?;
-    let group = setup::setup_group(ctx, &Api::new(&target), &accounts, &args).await?;
+    let targets = Targets::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
+    let target = targets.first();
+    let accounts = client::accounts(ctx, target, args.members + 1).await?;
+    let group = setup::setup_group(ctx, &Api::new(target), &accounts, &args).await?;
 
     let relay_idle = ctx.relay_sample();
     let run_id: Arc<str> = ctx.run_id.as_str().into();
@@ -74,7 +79,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
     let progress = Arc::new(Progress::new(args.messages));
     let (stop_tx, stop_rx) = watch::channel(false);
     let members =
-        members::connect(ctx, &target, &accounts, &args, &spec, &progress, &stop_rx).await;
+        members::connect(ctx, &targets, &accounts, &args, &spec, &progress, &stop_rx).await;
     let connected = members.tasks.len() as u64;
     let sender_ws = match target.open_session(0, &accounts[0].token).await {
         Ok((ws, _)) => ws,
@@ -159,6 +164,8 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<FanoutReport, Error> {
     r.group = group;
     r.connect_secs = round(members.secs, 2);
     r.connect_failures = members.failures;
+    r.nodes = targets.urls();
+    r.members_per_node = members.per_node;
     r.drain_secs = round(drain.as_secs_f64(), 2);
     r.send_phase_secs = round(send_phase.wall.as_secs_f64(), 2);
     r.relay_rss_before_connect_kib = relay_idle.map(|s| s.rss_kib);

@@ -45,6 +45,11 @@ pub struct FanoutReport {
     pub connect_secs: f64,
     /// Members whose socket opened and logged in.
     pub members_connected: u64,
+    /// The relays (`--url`), node by node; the sender is on the first,
+    /// the members round robin over all of them.
+    pub nodes: Vec<String>,
+    /// Members connected, per relay.
+    pub members_per_node: Vec<u64>,
     /// Members that could not connect, by reason.
     pub connect_failures: Tally,
     /// Messages sent.
@@ -123,6 +128,12 @@ impl ScenarioReport for FanoutReport {
         );
         if !self.connect_failures.is_empty() {
             s.line("connect failures", fmt_tally(&self.connect_failures));
+        }
+        if self.nodes.len() > 1 {
+            let per: Vec<String> = (self.nodes.iter().zip(&self.members_per_node))
+                .map(|(url, n)| format!("{url} {n}"))
+                .collect();
+            s.line("members per relay", per.join(", "));
         }
         s.line(
             "messages",
@@ -323,6 +334,8 @@ pub(super) fn assemble(
         group: GroupSetup::default(),
         connect_secs: 0.0,
         members_connected: connected,
+        nodes: Vec::new(),
+        members_per_node: Vec::new(),
         connect_failures: Tally::new(),
         sent,
         stored: log.stored(),

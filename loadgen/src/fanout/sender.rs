@@ -132,7 +132,7 @@ impl Sender {
                 self.alive = false;
                 None
             }
-            Heard::Refused | Heard::Nothing => None,
+            Heard::Refused(_) | Heard::Nothing => None,
         }
     }
 

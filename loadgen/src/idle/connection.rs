@@ -2,7 +2,7 @@
 //! schedule and time the PONGs, close cleanly; and the counters every
 //! connection reports into.
 
-use crate::client::{self, Target};
+use crate::client::{self, Targets};
 use crate::latency::{new_histogram, record_us};
 use crate::report::{self, Tally};
 use crate::{socket, wire};
@@ -28,6 +28,8 @@ pub(super) struct Shared {
     /// Whether the hold is on: PINGs sent now count as expected.
     pub measuring: AtomicBool,
     pub established: AtomicU64,
+    /// Connections logged in, per relay (connection i is on node i % N).
+    pub established_per_node: Vec<AtomicU64>,
     pub connect_failed: AtomicU64,
     pub login_failed: AtomicU64,
     pub dropped: AtomicU64,
@@ -43,11 +45,12 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// Counters for `n` connections pinging every `interval`, at most
-    /// `connect_concurrency` of them connecting at a time; the ping
-    /// schedule starts now.
-    pub fn new(n: usize, interval: Duration, connect_concurrency: usize) -> Shared {
+    /// Counters for `n` connections to `nodes` relays pinging every
+    /// `interval`, at most `connect_concurrency` of them connecting at a
+    /// time; the ping schedule starts now.
+    pub fn new(n: usize, nodes: usize, interval: Duration, connect_concurrency: usize) -> Shared {
         Shared {
+            established_per_node: (0..nodes.max(1)).map(|_| AtomicU64::new(0)).collect(),
             n,
             interval,
             t0: Instant::now(),
@@ -90,11 +93,12 @@ fn first_slot_after(t0: Instant, interval: Duration, i: usize, n: usize, now: In
     first + interval * k as u32
 }
 
-/// One connection's life: open and log in (holding a connect slot), then
-/// PING on its schedule and time the PONGs until told to stop, then close.
+/// One connection's life: open and log in (holding a connect slot) on
+/// relay i % N, then PING on its schedule and time the PONGs until told to
+/// stop, then close.
 pub(super) async fn connection(
     i: usize,
-    target: Arc<Target>,
+    targets: Arc<Targets>,
     token: Arc<str>,
     sh: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -104,7 +108,8 @@ pub(super) async fn connection(
         .acquire()
         .await
         .expect("semaphore is never closed");
-    let mut ws = match target.open_session(i, &token).await {
+    let node = i % targets.len();
+    let mut ws = match targets.node(node).open_session(i, &token).await {
         Ok((ws, _)) => ws,
         Err(client::SessionError::Connect(e)) => {
             sh.connect_failed.fetch_add(1, Relaxed);
@@ -119,6 +124,7 @@ pub(super) async fn connection(
     };
     drop(permit);
     sh.established.fetch_add(1, Relaxed);
+    sh.established_per_node[node].fetch_add(1, Relaxed);
 
     let mut next_ping = tokio::time::Instant::from_std(sh.first_ping(i, Instant::now()));
     // PINGs awaiting their PONG: send time and whether it counts (hold).

@@ -8,7 +8,8 @@
 //! Accounts are shared by `--tabs` sockets each (one user with many tabs),
 //! because registration runs argon2 on the relay and 20,000 registrations
 //! would take minutes; the relay treats every socket as its own session, so
-//! per-connection costs are the same. Each socket is one task
+//! per-connection costs are the same. With several relays in `--url`,
+//! connection i is on relay i % N. Each socket is one task
 //! (`connection.rs`); this module ramps them up, holds, and closes them.
 
 mod args;
@@ -18,7 +19,7 @@ mod report;
 pub use args::IdleArgs;
 pub use report::IdleReport;
 
-use crate::client::{self, Target};
+use crate::client::{self, Targets};
 use crate::latency::LatencySummary;
 use crate::resources::Phase;
 use crate::{sys, Ctx, Error};
@@ -42,7 +43,8 @@ pub async fn run(ctx: &Ctx, args: IdleArgs) -> Result<IdleReport, Error> {
     }
     let log = &ctx.log;
     let ws_config = client::ws_config(args.read_buffer.max(256), 0);
-    let target = Target::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
+    let targets = Targets::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?;
+    let target = targets.first();
     if let Some(ports) = sys::ephemeral_port_count() {
         let cap = ports * target.source_ip_count() as u64;
         if args.connections as u64 > cap {
@@ -55,16 +57,19 @@ pub async fn run(ctx: &Ctx, args: IdleArgs) -> Result<IdleReport, Error> {
     }
 
     let users = args.connections.div_ceil(args.tabs);
-    let accounts = client::accounts(ctx, &target, users).await?;
+    let accounts = client::accounts(ctx, target, users).await?;
 
     let baseline = ctx.relay_sample();
     let shared = Arc::new(Shared::new(
         args.connections,
+        targets.len(),
         args.ping_interval,
         args.connect_concurrency,
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let target = Arc::new(target);
+    let source_ips = target.source_ip_count();
+    let nodes = targets.urls();
+    let targets = Arc::new(targets);
 
     log.say(format_args!(
         "opening {} connections ({} in flight)",
@@ -75,7 +80,7 @@ pub async fn run(ctx: &Ctx, args: IdleArgs) -> Result<IdleReport, Error> {
         let token = accounts[i / args.tabs].token.clone();
         tasks.push(tokio::spawn(connection(
             i,
-            target.clone(),
+            targets.clone(),
             token,
             shared.clone(),
             stop_rx.clone(),
@@ -145,8 +150,12 @@ pub async fn run(ctx: &Ctx, args: IdleArgs) -> Result<IdleReport, Error> {
     let after_kib = hold.relay_end.map(|s| s.rss_kib);
     Ok(IdleReport {
         users,
-        source_ips: target.source_ip_count(),
+        source_ips,
         established,
+        established_per_node: (shared.established_per_node.iter())
+            .map(|n| n.load(Relaxed))
+            .collect(),
+        nodes,
         connect_failed: shared.connect_failed.load(Relaxed),
         login_failed: shared.login_failed.load(Relaxed),
         dropped: shared.dropped.load(Relaxed),

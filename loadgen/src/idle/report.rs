@@ -19,6 +19,10 @@ pub struct IdleReport {
     pub source_ips: usize,
     /// Connections logged in.
     pub established: u64,
+    /// The relays (`--url`), node by node; connection i is on node i % N.
+    pub nodes: Vec<String>,
+    /// Connections logged in, per relay.
+    pub established_per_node: Vec<u64>,
     /// TCP connect or WebSocket handshake failures.
     pub connect_failed: u64,
     /// LOGIN answered with anything but `ok:true` (or not at all).
@@ -75,6 +79,12 @@ impl ScenarioReport for IdleReport {
                 self.established, a.connections, self.users, a.tabs, self.source_ips
             ),
         );
+        if self.nodes.len() > 1 {
+            let per: Vec<String> = (self.nodes.iter().zip(&self.established_per_node))
+                .map(|(url, n)| format!("{url} {n}"))
+                .collect();
+            s.line("per relay", per.join(", "));
+        }
         s.line(
             "failures",
             format!(

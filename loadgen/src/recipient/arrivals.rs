@@ -4,6 +4,7 @@
 
 use super::RecvSpec;
 use crate::latency::{new_histogram, record_us};
+use crate::redial::Outage;
 use crate::report::{self, Tally};
 use crate::track::{self, Arrival, RecvLog};
 use crate::wire::{self, frame_type as ft, Lite, MsgTag, NotOurs};
@@ -25,6 +26,8 @@ pub struct RecvOut {
     pub ack_resps: u64,
     /// ACKs sent (one per push, including redeliveries).
     pub acks_sent: u64,
+    /// ACKs whose socket was lost before their 91 came.
+    pub acks_lost: u64,
     /// Pushes tagged for another pair (misrouted) or not tagged at all.
     pub misrouted: u64,
     /// Pushes from an earlier run (a backlog left on reused accounts).
@@ -41,6 +44,10 @@ pub struct RecvOut {
     pub errors: Tally,
     /// Unexpected events by kind.
     pub problems: Tally,
+    /// Times the socket closed or failed before the end of the run.
+    pub sockets_lost: u64,
+    /// Each loss and how it was redialed (`chat --reconnect`).
+    pub outages: Vec<Outage>,
 }
 
 impl RecvOut {
@@ -62,12 +69,15 @@ impl RecvOut {
             delivered_in_window: 0,
             ack_resps: 0,
             acks_sent: 0,
+            acks_lost: 0,
             misrouted: 0,
             stale: 0,
             notices: 0,
             latencies_us: Vec::new(),
             errors: Tally::new(),
             problems: Tally::new(),
+            sockets_lost: 0,
+            outages: Vec::new(),
         }
     }
 }
@@ -147,7 +157,7 @@ pub(super) fn on_push(
             return PushOutcome::Ack { ack, first: None };
         }
     };
-    match out.log.record(tag.seq, id) {
+    match out.log.record_at(tag.seq, id, f.seq) {
         Arrival::First { .. } => {
             let clock = &spec.clock;
             if spec.keep_latencies {
@@ -193,7 +203,15 @@ mod tests {
         }
     }
 
+    /// A push of `tag` whose relay seq is the tag's own sequence number
+    /// (1 for a foreign tag).
     fn push(tag: &str, id: uuid::Uuid) -> String {
+        let seq = tag.split('.').nth(2).and_then(|s| s.parse().ok());
+        push_at(tag, id, seq.unwrap_or(1))
+    }
+
+    /// A push of `tag` with relay seq `seq`.
+    fn push_at(tag: &str, id: uuid::Uuid, seq: u64) -> String {
         shared::ServerFrame::Chat(shared::ChatMessage {
             msg_id: id,
             from_id: shared::UserId(1),
@@ -201,7 +219,7 @@ mod tests {
             to: shared::Target::User(shared::UserId(2)),
             content: shared::Content::text("x"),
             ts: 0,
-            seq: 1,
+            seq,
             client_msg_id: Some(tag.into()),
         })
         .encode()
@@ -301,6 +319,32 @@ mod tests {
         feed(&mut plain, &p1, &clock(), 500);
         assert!(plain.latencies_us.is_empty());
         assert_eq!(plain.latency_hist.len(), 1);
+    }
+
+    #[test]
+    fn order_is_judged_by_the_relays_seq() {
+        let mut out = RecvOut::new(0, false);
+        let c = clock();
+        // The generator's message 3 was resent after a reconnection and
+        // stored after message 4: the relay pushes 4 (seq 3) then 3 (seq 4).
+        for (tag, seq) in [("lgr.0.1.0", 1), ("lgr.0.2.0", 2), ("lgr.0.4.0", 3)] {
+            feed(&mut out, &push_at(tag, uuid::Uuid::now_v7(), seq), &c, 1);
+        }
+        let p3 = push_at("lgr.0.3.0", uuid::Uuid::now_v7(), 4);
+        feed(&mut out, &p3, &c, 2);
+        assert_eq!((out.log.unique, out.log.out_of_order), (4, 0));
+        // After a reconnection, the relay pushes again what was not acked:
+        // redeliveries, never out of order.
+        feed(&mut out, &p3, &c, 3);
+        assert_eq!((out.log.redeliveries, out.log.out_of_order), (1, 0));
+        // A first arrival below the highest seq is.
+        feed(
+            &mut out,
+            &push_at("lgr.0.5.0", uuid::Uuid::now_v7(), 2),
+            &c,
+            4,
+        );
+        assert_eq!(out.log.out_of_order, 1);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Deliveries {
     pub acks_sent: u64,
     /// 91 answers received by recipients.
     pub ack_resps: u64,
+    /// ACKs whose socket was lost before their 91 came (they get none).
+    pub acks_lost: u64,
 }
 
 impl Deliveries {
@@ -53,6 +55,7 @@ impl Deliveries {
         self.stale += r.stale;
         self.acks_sent += r.acks_sent;
         self.ack_resps += r.ack_resps;
+        self.acks_lost += r.acks_lost;
         v
     }
 
@@ -78,7 +81,7 @@ impl Deliveries {
     /// Warnings: ACKs without an answer, a backlog of earlier runs.
     pub fn warnings(&self, w: &mut Findings) {
         w.count(
-            self.acks_sent.saturating_sub(self.ack_resps),
+            (self.acks_sent.saturating_sub(self.ack_resps)).saturating_sub(self.acks_lost),
             "ACKs got no 91",
         );
         w.count(
@@ -135,6 +138,7 @@ mod tests {
                 stale: 1,
                 acks_sent: 8,
                 ack_resps: 6,
+                acks_lost: 0,
             }
         );
         let mut s = Summary::new();

@@ -11,6 +11,10 @@
 //! keeps the latencies in histograms over the measured period (chat), or
 //! each message's own (fan-out: `keep_latencies`).
 //!
+//! With `chat --reconnect` a recipient survives the loss of its socket
+//! ([`Redial`]): it logs in again, on the next relay, and keeps one
+//! account of the stream across its sockets.
+//!
 //! The task is here; accounting for each frame is in `arrivals.rs`. After
 //! the run, [`Deliveries`] (`deliveries.rs`) sums the recipients and
 //! reconciles each with what its sender was told: the delivery figures
@@ -23,11 +27,14 @@ pub use arrivals::RecvOut;
 pub use deliveries::Deliveries;
 
 use crate::client::Ws;
+use crate::redial::{Redial, Redialed, SILENCE};
+use crate::report;
 use crate::socket::{self, Gone, BATCH, PING_EVERY};
 use crate::track::Clock;
 use arrivals::{on_push, PushOutcome};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -49,15 +56,32 @@ pub trait ProgressSink: Send + Sync + 'static {
     /// `n` more distinct messages arrived and were acked (told after the
     /// ACKs are flushed, once per batch).
     fn delivered(&self, _n: u64) {}
+    /// `n` more ACKs were sent (told after they are flushed).
+    fn acks_sent(&self, _n: u64) {}
     /// `n` more 91s arrived.
     fn ack_resps(&self, _n: u64) {}
+    /// `n` ACKs will never be answered: their socket was lost before their
+    /// 91 came.
+    fn acks_lost(&self, _n: u64) {}
     /// Message `seq` arrived for the first time (called before its ACK is
     /// sent, so a waiter learns of it as early as possible).
     fn arrived(&self, _seq: u64) {}
 }
 
+/// How a recipient's socket ended.
+enum End {
+    /// The run told it to stop; the socket is still open.
+    Stop,
+    /// The socket closed or failed (why is in the problems).
+    Lost,
+}
+
 /// A recipient: acks every push at once, records arrival time, order and
-/// duplicates for the stream of sender `pair`, until told to stop.
+/// duplicates for the stream of sender `pair`, until told to stop. With
+/// `redial` (`chat --reconnect`) a lost socket is replaced and the
+/// accounting goes on across sockets (the relay pushes again what was not
+/// acked: first arrivals count as deliveries, the rest as redeliveries);
+/// without, the recipient ends with its socket.
 pub async fn run_recipient(
     mut ws: Ws,
     pair: u32,
@@ -65,30 +89,78 @@ pub async fn run_recipient(
     spec: RecvSpec,
     progress: Option<Arc<dyn ProgressSink>>,
     mut stop: watch::Receiver<bool>,
+    mut redial: Option<Redial>,
 ) -> RecvOut {
     let mut out = RecvOut::new(expected, spec.keep_latencies);
+    loop {
+        let silence = redial.as_ref().map(|_| SILENCE);
+        match serve(
+            &mut ws, &mut out, pair, &spec, &progress, &mut stop, silence,
+        )
+        .await
+        {
+            End::Stop => {
+                socket::close_cleanly(&mut ws).await;
+                break;
+            }
+            End::Lost => {
+                out.sockets_lost += 1;
+                let Some(r) = redial.as_mut() else { break };
+                match r.redial(&mut stop).await {
+                    Redialed::Back(new) => ws = *new,
+                    Redialed::GaveUp | Redialed::Stopped => break,
+                }
+            }
+        }
+    }
+    if let Some(r) = redial {
+        out.outages = r.outages;
+    }
+    out
+}
+
+/// Reads one socket until the run says stop or the socket is lost (or, with
+/// `silence`, nothing at all was read for that long).
+async fn serve(
+    ws: &mut Ws,
+    out: &mut RecvOut,
+    pair: u32,
+    spec: &RecvSpec,
+    progress: &Option<Arc<dyn ProgressSink>>,
+    stop: &mut watch::Receiver<bool>,
+    silence: Option<Duration>,
+) -> End {
     let clock = spec.clock;
     let ping = tokio::time::sleep(PING_EVERY);
     tokio::pin!(ping);
-    let mut alive = true;
-    'outer: loop {
+    let mut last_read = Instant::now();
+    // ACKs sent on this socket and 91s read from it: those without an
+    // answer when it is lost never get one.
+    let (acks_before, resps_before) = (out.acks_sent, out.ack_resps);
+    // ACKs of this socket told to `progress` as sent.
+    let mut acks_told = 0;
+    let end = 'outer: loop {
         let first = tokio::select! {
             biased;
             r = stop.changed() => {
                 if r.is_err() || *stop.borrow() {
-                    break;
+                    break End::Stop;
                 }
                 continue;
             }
             m = ws.next() => m,
             _ = &mut ping => {
-                if socket::ping(&mut ws, ping.as_mut()).await.is_err() {
-                    alive = false;
-                    break;
+                if silence.is_some_and(|s| last_read.elapsed() >= s) {
+                    report::tally(&mut out.problems, "recipient heard nothing (PONG) in time", 1);
+                    break End::Lost;
+                }
+                if socket::ping(ws, ping.as_mut()).await.is_err() {
+                    break End::Lost;
                 }
                 continue;
             }
         };
+        last_read = Instant::now();
         let mut next = Some(first);
         let mut acks = 0u64;
         let mut delivered = 0u64;
@@ -97,24 +169,21 @@ pub async fn run_recipient(
         while let Some(m) = next.take() {
             let text = match socket::text(m, "recipient", &mut out.problems) {
                 Ok(t) => t,
-                Err(Gone) => {
-                    alive = false;
-                    break 'outer;
-                }
+                Err(Gone) => break 'outer End::Lost,
             };
             let outcome = match &text {
-                Some(t) => on_push(&mut out, t.as_str(), pair, &spec, || clock.now_us()),
+                Some(t) => on_push(out, t.as_str(), pair, spec, || clock.now_us()),
                 None => PushOutcome::Nothing,
             };
             if let PushOutcome::Ack { ack, first } = outcome {
-                if let (Some(seq), Some(p)) = (first, &progress) {
+                if let (Some(seq), Some(p)) = (first, progress) {
                     p.arrived(seq);
                 }
                 if ws.feed(Message::text(ack)).await.is_err() {
-                    alive = false;
-                    break 'outer;
+                    break 'outer End::Lost;
                 }
                 acks += 1;
+                out.acks_sent += 1;
                 delivered += u64::from(first.is_some());
             }
             handled += 1;
@@ -122,12 +191,14 @@ pub async fn run_recipient(
                 next = ws.next().now_or_never();
             }
         }
-        out.acks_sent += acks;
         if acks > 0 && ws.flush().await.is_err() {
-            alive = false;
-            break;
+            break End::Lost;
         }
-        if let Some(p) = &progress {
+        if let Some(p) = progress {
+            if acks > 0 {
+                p.acks_sent(acks);
+                acks_told += acks;
+            }
             if delivered > 0 {
                 p.delivered(delivered);
             }
@@ -135,9 +206,17 @@ pub async fn run_recipient(
                 p.ack_resps(out.ack_resps - ack_resps_before);
             }
         }
+    };
+    if let End::Lost = end {
+        let sent = out.acks_sent - acks_before;
+        let answered = out.ack_resps - resps_before;
+        let lost = sent.saturating_sub(answered);
+        out.acks_lost += lost;
+        if let Some(p) = progress {
+            // Those of the batch the socket failed in were never told.
+            p.acks_sent(sent - acks_told);
+            p.acks_lost(lost);
+        }
     }
-    if alive {
-        socket::close_cleanly(&mut ws).await;
-    }
-    out
+    end
 }

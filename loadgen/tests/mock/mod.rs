@@ -6,18 +6,20 @@
 //! - `http.rs`: `POST /api/register`, and routing;
 //! - `groups.rs`: public groups as the relay serves them (create, join,
 //!   the group with its first page of members, further pages);
-//! - `ws.rs`: `/ws` with LOGIN, PING, CHAT (to a user or a group) and ACK.
+//! - `ws.rs`: `/ws` with LOGIN (and the backlog of unacked messages),
+//!   PING, CHAT (to a user or a group) and ACK, and a simulated
+//!   `kill -9`.
 
 mod groups;
 mod http;
 mod ws;
 
 use shared::UserId;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Faults to inject, each "every Nth chat" (0 = never). For group chats,
 /// `drop_every`, `duplicate_every` and `redeliver_every` count pushes to
@@ -32,6 +34,12 @@ pub struct Faults {
     pub redeliver_every: u64,
     /// Refuse with `rate_limited` (no 81, no push).
     pub refuse_every: u64,
+    /// At the Nth chat (0: never), store it but answer nothing and drop
+    /// every socket at once without a close handshake, as a relay killed
+    /// with `kill -9` right after its commit; what was stored stays (the
+    /// state is the database), and a LOGIN pushes the user's unacked
+    /// one-to-one messages again, in order.
+    pub kill_at: u64,
 }
 
 /// Whether the `n`th event is one of every `every`th (0: never).
@@ -59,6 +67,12 @@ pub struct State {
     /// Group message ids (acks of those get no 92).
     group_msgs: HashSet<uuid::Uuid>,
     group_pushes: u64,
+    /// One-to-one pushes not acked yet, per recipient, by (sender, seq).
+    unacked: HashMap<UserId, BTreeMap<(UserId, u64), String>>,
+    /// Where each of them is in `unacked`.
+    unacked_ids: HashMap<uuid::Uuid, (UserId, (UserId, u64))>,
+    /// Told when the mock "is killed" (`Faults::kill_at`).
+    kill: Option<watch::Sender<u64>>,
 }
 
 struct Group {
@@ -77,7 +91,10 @@ pub async fn start(faults: Faults) -> SocketAddr {
 pub async fn start_counting(faults: Faults) -> (SocketAddr, Arc<Mutex<State>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let st = Arc::new(Mutex::new(State::default()));
+    let st = Arc::new(Mutex::new(State {
+        kill: Some(watch::channel(0).0),
+        ..State::default()
+    }));
     let handle = st.clone();
     tokio::spawn(async move {
         loop {

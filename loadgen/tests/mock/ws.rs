@@ -33,7 +33,17 @@ pub(super) async fn serve(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
         let _ = sink.close().await;
     });
     let mut me: Option<UserId> = None;
-    while let Some(Ok(m)) = stream.next().await {
+    let mut kill = st.lock().unwrap().kill.as_ref().unwrap().subscribe();
+    let mut killed = false;
+    loop {
+        let m = tokio::select! {
+            m = stream.next() => m,
+            _ = kill.changed() => {
+                killed = true;
+                break;
+            }
+        };
+        let Some(Ok(m)) = m else { break };
         let text = match m {
             Message::Text(t) => t,
             Message::Close(_) => break,
@@ -72,9 +82,20 @@ pub(super) async fn serve(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
             (ClientFrame::Ping { .. }, Some(_)) => {
                 let _ = tx.send(ServerFrame::Pong { ts: 1 }.encode());
             }
-            (ClientFrame::Chat(c), Some(uid)) => chat(&mut g, &tx, uid, c, &faults),
+            (ClientFrame::Chat(c), Some(uid)) => {
+                if chat(&mut g, &tx, uid, c, &faults) {
+                    g.kill.as_ref().unwrap().send_modify(|k| *k += 1);
+                    killed = true;
+                    break;
+                }
+            }
             (ClientFrame::Ack { msg_id }, Some(uid)) => {
                 let _ = tx.send(ServerFrame::AckResp { msg_id }.encode());
+                if let Some((to, key)) = g.unacked_ids.remove(&msg_id) {
+                    if let Some(m) = g.unacked.get_mut(&to) {
+                        m.remove(&key);
+                    }
+                }
                 if g.group_msgs.contains(&msg_id) {
                     continue; // no receipts for group messages
                 }
@@ -103,11 +124,17 @@ pub(super) async fn serve(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
         }
     }
     drop(tx);
+    if killed {
+        // Gone at once: no close frame, nothing more written.
+        writer.abort();
+        return;
+    }
     let _ = writer.await;
 }
 
-/// The 11 for `uid`, then the notices a client gets unasked (they must be
-/// ignored): for a group member, its owner's presence and its own joining.
+/// The 11 for `uid`, its unacked one-to-one messages, then the notices a
+/// client gets unasked (they must be ignored): for a group member, its
+/// owner's presence and its own joining.
 fn login(g: &State, tx: &Tx, uid: UserId, name: String) {
     let _ = tx.send(
         ServerFrame::LoginOk {
@@ -117,6 +144,9 @@ fn login(g: &State, tx: &Tx, uid: UserId, name: String) {
         }
         .encode(),
     );
+    for push in g.unacked.get(&uid).into_iter().flat_map(|m| m.values()) {
+        let _ = tx.send(push.clone());
+    }
     let Some((&gid, gr)) = g.groups.iter().find(|(_, gr)| gr.members.contains(&uid)) else {
         return;
     };
@@ -142,10 +172,12 @@ fn login(g: &State, tx: &Tx, uid: UserId, name: String) {
 /// A CHAT from `uid`: refused (`refuse_every`), or stored once per
 /// clientMsgId, answered with an 81 and pushed to the recipients' sockets
 /// with the faults applied (counted per chat for a user, per push for a
-/// group).
-fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) {
+/// group). True when this chat "kills" the mock (`kill_at`): stored, but
+/// neither answered nor pushed.
+fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) -> bool {
     let cmid = c.client_msg_id.clone().unwrap_or_default();
     g.chats += 1;
+    let killing = faults.kill_at == g.chats;
     if every(faults.refuse_every, g.chats) {
         let mut e = ServerFrame::error(ErrorCode::RateLimited, "slow down");
         if let ServerFrame::Error(ef) = &mut e {
@@ -153,7 +185,7 @@ fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) {
             ef.client_msg_id = c.client_msg_id.clone();
         }
         let _ = tx.send(e.encode());
-        return;
+        return false;
     }
     if let Target::Group(gid) = c.to {
         if !g
@@ -162,10 +194,23 @@ fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) {
             .is_some_and(|gr| gr.members.contains(&uid))
         {
             let _ = tx.send(ServerFrame::error(ErrorCode::NotMember, "no").encode());
-            return;
+            return false;
         }
     }
     let (id, seq) = match g.stored.get(&(uid, cmid.clone())) {
+        // Already stored (a resend): the original answer, no new push.
+        Some(&(id, seq)) if !killing => {
+            let _ = tx.send(
+                ServerFrame::ChatResp {
+                    msg_id: id,
+                    client_msg_id: c.client_msg_id.clone(),
+                    ts: 1,
+                    seq,
+                }
+                .encode(),
+            );
+            return false;
+        }
         Some(&v) => v,
         None => {
             let id = uuid::Uuid::now_v7();
@@ -184,9 +229,17 @@ fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) {
                 }
             };
             g.stored.insert((uid, cmid), (id, seq));
+            if let Target::User(to) = c.to {
+                let frame = push_frame(uid, &c, id, seq);
+                g.unacked.entry(to).or_default().insert((uid, seq), frame);
+                g.unacked_ids.insert(id, (to, (uid, seq)));
+            }
             (id, seq)
         }
     };
+    if killing {
+        return true;
+    }
     let _ = tx.send(
         ServerFrame::ChatResp {
             msg_id: id,
@@ -196,19 +249,7 @@ fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) {
         }
         .encode(),
     );
-    let push = |msg_id| {
-        ServerFrame::Chat(shared::ChatMessage {
-            msg_id,
-            from_id: uid,
-            from_name: "x".into(),
-            to: c.to,
-            content: c.content.clone(),
-            ts: 1,
-            seq,
-            client_msg_id: c.client_msg_id.clone(),
-        })
-        .encode()
-    };
+    let push = |msg_id| push_frame(uid, &c, msg_id, seq);
     let (recipients, group) = match c.to {
         Target::Group(gid) => {
             let members = g.groups[&gid.0].members.iter().copied();
@@ -243,4 +284,20 @@ fn chat(g: &mut State, tx: &Tx, uid: UserId, c: ChatSend, faults: &Faults) {
             }
         }
     }
+    false
+}
+
+/// The push of chat `c` from `from`, stored as `msg_id` at `seq`.
+fn push_frame(from: UserId, c: &ChatSend, msg_id: uuid::Uuid, seq: u64) -> String {
+    ServerFrame::Chat(shared::ChatMessage {
+        msg_id,
+        from_id: from,
+        from_name: "x".into(),
+        to: c.to,
+        content: c.content.clone(),
+        ts: 1,
+        seq,
+        client_msg_id: c.client_msg_id.clone(),
+    })
+    .encode()
 }

@@ -245,10 +245,19 @@ pub async fn search_users(
 
 /// `GET /healthz`.
 pub async fn healthz(app: Arc<App>) -> Result<impl Reply, Infallible> {
+    let degraded = app.cluster.as_ref().and_then(|c| c.unhealthy());
     Ok(if app.is_shutting_down() {
-        reply::with_status("shutting down\n", StatusCode::SERVICE_UNAVAILABLE)
+        reply::with_status(
+            "shutting down\n".to_string(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+    } else if let Some(why) = degraded {
+        reply::with_status(
+            format!("degraded: {why}\n"),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
     } else {
-        reply::with_status("ok\n", StatusCode::OK)
+        reply::with_status("ok\n".to_string(), StatusCode::OK)
     })
 }
 

@@ -1,7 +1,7 @@
 //! What goes out to sockets once the store has it: stored chats (from what
 //! writing them returned), group changes and read markers.
 
-use super::{Hub, Mode, SMALL_GROUP};
+use super::{GroupPlan, Hub, Remote, SMALL_GROUP};
 use crate::clock::now_ms;
 use crate::socket::encode;
 use crate::store::{GroupChange, Placed, ReadMoved};
@@ -17,11 +17,22 @@ impl Hub {
         }
     }
 
-    /// Fans a stored chat out (here or on the dispatch thread, see
-    /// `dispatch.rs`): a tracked push to each online recipient (the peer,
-    /// or every member of the group when it was stored), and an echo to the
-    /// sender's other sockets (not `origin`).
+    /// Fans a stored chat out: a tracked push to each online recipient
+    /// (the peer, or every member of the group when it was stored), and an
+    /// echo to the sender's other sockets (not `origin`); here, and on the
+    /// other relays of a cluster.
     pub fn fanout(&self, placed: &Placed, origin: Option<u64>) {
+        self.fan_out_here(placed, origin);
+        self.publish(|| Remote::Chat {
+            conv: placed.msg.conv,
+            msg: placed.msg.message(),
+            members: placed.members.as_ref().map(|m| m.to_vec()),
+        });
+    }
+
+    /// [`Hub::fanout`] to this relay's sockets, here or on the dispatch
+    /// thread (see `dispatch.rs`).
+    pub(super) fn fan_out_here(&self, placed: &Placed, origin: Option<u64>) {
         if let Some(d) = &self.dispatcher {
             let recipients = placed.members.as_ref().map_or(1, |m| m.len());
             if d.offer((placed.clone(), origin), recipients).is_ok() {
@@ -44,50 +55,15 @@ impl Hub {
         self.echo(msg, origin, &frame);
     }
 
-    /// Announces a group change. Small groups hear every event; in big
-    /// ones, membership events reach only the people concerned (the
-    /// member, whoever acted, the owner), renames reach everyone. A
-    /// newcomer's delivery starts after the `seq` they joined at; a former
-    /// member's stops.
+    /// Announces a group change, here and on the other relays. Small
+    /// groups hear every event; in big ones, membership events reach only
+    /// the people concerned (the member, whoever acted, the owner), renames
+    /// reach everyone. A newcomer's delivery starts after the `seq` they
+    /// joined at; a former member's stops.
     pub fn group_changed(&self, change: &GroupChange) {
-        let conv = change.group.0;
-        if let Some((user, seq)) = change.joined {
-            self.set_base(user, conv, seq);
-        }
-        for &gone in &change.former {
-            self.forget(gone, conv);
-        }
-        let small = change.members.len() <= SMALL_GROUP;
-        for e in &change.events {
-            let frame = encode(&ServerFrame::GroupEvent(e.clone()));
-            let mut to: Vec<UserId> = change.former.clone();
-            if small
-                || matches!(
-                    e.kind,
-                    GroupEventKind::Renamed | GroupEventKind::OwnerChanged
-                )
-            {
-                to.extend(change.members.iter().copied());
-            } else {
-                to.extend(e.user_id.iter().chain(e.by_id.iter()).copied());
-            }
-            to.sort_unstable();
-            to.dedup();
-            self.to_users(&to, &frame, Mode::Push);
-            if small {
-                if let (
-                    GroupEventKind::Created
-                    | GroupEventKind::MemberAdded
-                    | GroupEventKind::MemberJoined,
-                    Some(newcomer),
-                ) = (e.kind, e.user_id)
-                {
-                    for &m in change.members.iter() {
-                        self.befriend(newcomer, m);
-                    }
-                }
-            }
-        }
+        let plan = group_plan(change);
+        self.apply_group_plan(&plan);
+        self.publish(|| Remote::Group(plan));
     }
 
     /// Tells the senders of newly read messages, and the reader's other
@@ -108,6 +84,47 @@ impl Hub {
             Target::Group(_) => r.senders.clone(),
         };
         to.push(r.reader);
-        self.to_users(&to, &frame, Mode::Push);
+        self.to_users_everywhere(&to, &frame);
     }
+}
+
+/// What a group change sends to whom (see [`Hub::group_changed`]).
+fn group_plan(change: &GroupChange) -> GroupPlan {
+    let small = change.members.len() <= SMALL_GROUP;
+    let mut plan = GroupPlan {
+        conv: change.group.0,
+        joined: change.joined,
+        former: change.former.clone(),
+        ..GroupPlan::default()
+    };
+    for e in &change.events {
+        let frame = encode(&ServerFrame::GroupEvent(e.clone()));
+        let mut to: Vec<UserId> = change.former.clone();
+        if small
+            || matches!(
+                e.kind,
+                GroupEventKind::Renamed | GroupEventKind::OwnerChanged
+            )
+        {
+            to.extend(change.members.iter().copied());
+        } else {
+            to.extend(e.user_id.iter().chain(e.by_id.iter()).copied());
+        }
+        to.sort_unstable();
+        to.dedup();
+        plan.sends.push((to, frame.to_string()));
+        if small {
+            if let (
+                GroupEventKind::Created
+                | GroupEventKind::MemberAdded
+                | GroupEventKind::MemberJoined,
+                Some(newcomer),
+            ) = (e.kind, e.user_id)
+            {
+                plan.friends
+                    .extend(change.members.iter().map(|&m| (newcomer, m)));
+            }
+        }
+    }
+    plan
 }

@@ -7,7 +7,9 @@
 //!   rule, acks, retries, backlog sync, gaps;
 //! - [`fanout`](self::fanout): stored chats, group changes and read markers
 //!   going out to sockets;
-//! - [`presence`](self::presence): who hears that a contact came or went.
+//! - [`presence`](self::presence): who hears that a contact came or went;
+//! - [`remote`](self::remote): in a cluster, what the other relays hear
+//!   from this one and what they say.
 //!
 //! State is sharded by user id behind short-lived `parking_lot` mutexes. No
 //! lock is ever held across an `.await`, and frames are queued to sockets
@@ -20,11 +22,15 @@ mod dispatch;
 mod fanout;
 mod presence;
 mod registry;
+mod remote;
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;
 
 pub use delivery::{AckOutcome, Gap, SyncEnd};
 pub use registry::Registration;
+pub use remote::{GroupPlan, Peers, Remote};
 
 use crate::auth::TokenHash;
 use crate::metrics::Metrics;
@@ -137,6 +143,10 @@ pub struct Hub {
     next_socket: AtomicU64,
     /// The dispatch thread, if started ([`Hub::start`]).
     dispatcher: Option<dispatch::Dispatcher>,
+    /// The cluster link, if any ([`Hub::link`]).
+    peers: std::sync::OnceLock<Arc<dyn Peers>>,
+    /// Users online on other relays.
+    remote: Mutex<HashMap<UserId, remote::RemoteUser>>,
 }
 
 impl Hub {
@@ -149,6 +159,8 @@ impl Hub {
             metrics,
             next_socket: AtomicU64::new(1),
             dispatcher: None,
+            peers: std::sync::OnceLock::new(),
+            remote: Mutex::new(HashMap::new()),
         }
     }
 
@@ -214,15 +226,33 @@ impl Hub {
         }
     }
 
-    /// Relays an ephemeral frame (typing) to users; dropped where a queue
-    /// is full.
+    /// Relays an ephemeral frame (typing) to users, here and on the other
+    /// relays that have any of them; dropped where a queue is full.
     pub fn offer_to_users(&self, users: &[UserId], frame: &Utf8Bytes) {
         self.to_users(users, frame, Mode::Offer);
+        if users.iter().any(|u| self.remote_online(*u)) {
+            self.publish(|| Remote::Frame {
+                users: users.to_vec(),
+                frame: frame.to_string(),
+                offer: true,
+            });
+        }
     }
 
-    /// Queues a frame to every socket of a user (receipts, notices).
-    /// Syncing sockets get it only if there is room right now.
+    /// Queues a frame to every socket of a user (receipts, notices), here
+    /// and on the other relays. Syncing sockets get it only if there is
+    /// room right now.
     pub fn send_to_user(&self, user: UserId, frame: &Utf8Bytes) {
-        self.to_users(&[user], frame, Mode::Push);
+        self.to_users_everywhere(&[user], frame);
+    }
+
+    /// [`Hub::to_users`] in push mode, and the same on the other relays.
+    fn to_users_everywhere(&self, users: &[UserId], frame: &Utf8Bytes) {
+        self.to_users(users, frame, Mode::Push);
+        self.publish(|| Remote::Frame {
+            users: users.to_vec(),
+            frame: frame.to_string(),
+            offer: false,
+        });
     }
 }

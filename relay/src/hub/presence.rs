@@ -6,7 +6,7 @@
 //! make every login cost O(online users) frames and tell anyone when you
 //! are online.
 
-use super::{Hub, Mode};
+use super::{Hub, Mode, Remote};
 use crate::clock::now_ms;
 use crate::socket::encode;
 use shared::{ServerFrame, UserId};
@@ -22,10 +22,12 @@ pub(super) struct Departed {
 }
 
 impl Hub {
-    /// Whether the user has a socket (or left less than the presence grace
-    /// ago).
+    /// Whether the user has a socket here or on another relay (or left
+    /// less than the presence grace ago).
     pub fn is_online(&self, user: UserId) -> bool {
-        self.shard(user).lock().contains_key(&user) || self.departed.lock().contains_key(&user)
+        self.shard(user).lock().contains_key(&user)
+            || self.departed.lock().contains_key(&user)
+            || self.remote_online(user)
     }
 
     /// Sends a presence frame about `user` to `to`.
@@ -62,34 +64,48 @@ impl Hub {
                 .collect()
         };
         for (user, d) in gone {
-            self.announce(user, &d.username, false, d.contacts);
+            let contacts: Vec<UserId> = d.contacts.into_iter().collect();
+            // Back meanwhile (here or elsewhere): still online.
+            if !self.is_online(user) {
+                self.announce(user, &d.username, false, contacts.iter().copied());
+            }
+            self.publish(|| Remote::Presence {
+                user,
+                username: d.username.to_string(),
+                online: false,
+                contacts,
+            });
         }
     }
 
     /// Makes two users each other's contacts (a new conversation or a small
-    /// group), telling each about the other if they are online.
+    /// group), telling each side here about the other if it is online here
+    /// or on another relay. (Each relay does this for its own sockets.)
     pub fn befriend(&self, a: UserId, b: UserId) {
         if a == b {
             return;
         }
-        let a_name = {
-            let mut shard = self.shard(a).lock();
-            shard
-                .get_mut(&a)
-                .map(|e| (e.contacts.insert(b), e.username.clone()))
+        let a_here = self.add_contact(a, b);
+        let b_here = self.add_contact(b, a);
+        // Each side here that just learned of the other hears it is online.
+        let name = |here: &Option<(bool, Arc<str>)>, u: UserId| match here {
+            Some((_, name)) => Some(name.clone()),
+            None => self.remote_name(u),
         };
-        let b_name = {
-            let mut shard = self.shard(b).lock();
-            shard
-                .get_mut(&b)
-                .map(|e| (e.contacts.insert(a), e.username.clone()))
-        };
-        // Each online side that just learned of the other hears it is online.
-        if let (Some((true, _)), Some((_, name))) = (&a_name, &b_name) {
-            self.announce(b, name, true, [a]);
+        if let (Some((true, _)), Some(name)) = (&a_here, name(&b_here, b)) {
+            self.announce(b, &name, true, [a]);
         }
-        if let (Some((true, _)), Some((_, name))) = (&b_name, &a_name) {
-            self.announce(a, name, true, [b]);
+        if let (Some((true, _)), Some(name)) = (&b_here, name(&a_here, a)) {
+            self.announce(a, &name, true, [b]);
         }
+    }
+
+    /// Adds `contact` to `user`'s contacts if `user` is online here:
+    /// whether it is new, and `user`'s name.
+    fn add_contact(&self, user: UserId, contact: UserId) -> Option<(bool, Arc<str>)> {
+        let mut shard = self.shard(user).lock();
+        shard
+            .get_mut(&user)
+            .map(|e| (e.contacts.insert(contact), e.username.clone()))
     }
 }

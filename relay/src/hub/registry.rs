@@ -3,7 +3,7 @@
 
 use super::delivery::SyncBuffer;
 use super::presence::Departed;
-use super::{Hub, Sock, UserEntry};
+use super::{Hub, Remote, Sock, UserEntry};
 use crate::auth::TokenHash;
 use crate::socket::SocketHandle;
 use crate::store::UserRef;
@@ -59,10 +59,20 @@ impl Hub {
             });
             first
         };
-        // Back within the grace period: contacts never saw them leave.
+        // Back within the grace period: contacts (here and on the other
+        // relays) never saw them leave. Online on another relay: contacts
+        // know already.
         let returning = self.departed.lock().remove(&user.id).is_some();
         if first && !returning {
-            self.announce(user.id, &user.username, true, contacts.iter().map(|c| c.id));
+            if !self.remote_online(user.id) {
+                self.announce(user.id, &user.username, true, contacts.iter().map(|c| c.id));
+            }
+            self.publish(|| Remote::Presence {
+                user: user.id,
+                username: user.username.clone(),
+                online: true,
+                contacts: contacts.iter().map(|c| c.id).collect(),
+            });
         }
         let online = contacts
             .iter()
@@ -131,18 +141,40 @@ impl Hub {
                 }
             }
         });
-        let departed = self.departed.lock();
-        online.extend(away.into_iter().filter_map(|u| {
-            departed.get(&u).map(|d| UserRef {
-                id: u,
-                username: d.username.to_string(),
-            })
+        let mut elsewhere = Vec::new();
+        {
+            let departed = self.departed.lock();
+            for u in away {
+                match departed.get(&u) {
+                    Some(d) => online.push(UserRef {
+                        id: u,
+                        username: d.username.to_string(),
+                    }),
+                    None => elsewhere.push(u),
+                }
+            }
+        }
+        let names = self.remote_names(&elsewhere);
+        online.extend(names.into_iter().map(|(id, name)| UserRef {
+            id,
+            username: name.to_string(),
         }));
         online
     }
 
-    /// Closes the user's sockets that logged in with `token`.
+    /// Closes the user's sockets that logged in with `token`, here and on
+    /// the other relays (a logout).
     pub fn kick_token(&self, user: UserId, token: &TokenHash, code: u16) {
+        self.kick_token_here(user, token, code);
+        self.publish(|| Remote::Kick {
+            user,
+            token: crate::auth::token_hash_hex(token),
+            code,
+        });
+    }
+
+    /// [`Hub::kick_token`] on this relay's sockets.
+    pub(super) fn kick_token_here(&self, user: UserId, token: &TokenHash, code: u16) {
         let targets: Vec<SocketHandle> = {
             let shard = self.shard(user).lock();
             shard

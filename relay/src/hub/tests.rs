@@ -8,14 +8,14 @@ use shared::{ChatMessage, Content, GroupId, MsgId, ServerFrame, Target};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-const ALICE: UserId = UserId(1);
-const BOB: UserId = UserId(2);
+pub(super) const ALICE: UserId = UserId(1);
+pub(super) const BOB: UserId = UserId(2);
 /// Alice and bob's conversation.
-const PAIR: crate::store::ConvId = 10;
+pub(super) const PAIR: crate::store::ConvId = 10;
 const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 const GAP_WAIT: Duration = Duration::from_millis(500);
 
-fn hub(retry_budget: usize) -> Arc<Hub> {
+pub(super) fn hub(retry_budget: usize) -> Arc<Hub> {
     Arc::new(Hub::new(
         HubConfig {
             ack_timeout: ACK_TIMEOUT,
@@ -29,7 +29,7 @@ fn hub(retry_budget: usize) -> Arc<Hub> {
 }
 
 /// A message in the pair's conversation (or group `g`'s) from `from`.
-fn msg(conv: crate::store::ConvId, seq: u64, from: UserId) -> StoredMessage {
+pub(super) fn msg(conv: crate::store::ConvId, seq: u64, from: UserId) -> StoredMessage {
     let to = if conv == PAIR {
         Target::User(if from == ALICE { BOB } else { ALICE })
     } else {
@@ -48,7 +48,7 @@ fn msg(conv: crate::store::ConvId, seq: u64, from: UserId) -> StoredMessage {
     }
 }
 
-fn placed(m: StoredMessage) -> Placed {
+pub(super) fn placed(m: StoredMessage) -> Placed {
     let members = match m.to {
         Target::Group(_) => Some(Arc::new(vec![ALICE, BOB])),
         Target::User(_) => None,
@@ -62,13 +62,13 @@ fn placed(m: StoredMessage) -> Placed {
 
 /// A socket of `user`'s, registered and (unless `syncing`) live with
 /// `positions`.
-struct Tab {
+pub(super) struct Tab {
     _reg: Registration,
     id: u64,
-    rx: mpsc::Receiver<Utf8Bytes>,
+    pub(super) rx: mpsc::Receiver<Utf8Bytes>,
 }
 
-fn login(hub: &Arc<Hub>, user: UserId, positions: &[Position], syncing: bool) -> Tab {
+pub(super) fn login(hub: &Arc<Hub>, user: UserId, positions: &[Position], syncing: bool) -> Tab {
     let (handle, rx) = SocketHandle::new(hub.next_socket_id(), 64);
     let id = handle.id();
     let me = UserRef {
@@ -84,7 +84,7 @@ fn login(hub: &Arc<Hub>, user: UserId, positions: &[Position], syncing: bool) ->
 
 impl Tab {
     /// The `(conversation, seq)` of every chat queued to this socket so far.
-    fn pushed(&mut self) -> Vec<(i64, u64)> {
+    pub(super) fn pushed(&mut self) -> Vec<(i64, u64)> {
         let mut out = Vec::new();
         while let Ok(f) = self.rx.try_recv() {
             if let Ok(ServerFrame::Chat(ChatMessage { to, seq, .. })) = ServerFrame::decode(&f) {
@@ -99,7 +99,7 @@ impl Tab {
     }
 }
 
-fn at(conv: crate::store::ConvId, last: u64) -> Position {
+pub(super) fn at(conv: crate::store::ConvId, last: u64) -> Position {
     Position {
         conv,
         delivered: last,

@@ -105,6 +105,22 @@ impl StoredMessage {
     pub fn push_frame(&self) -> ServerFrame {
         ServerFrame::Chat(self.message())
     }
+
+    /// The stored message a wire message of `conv` describes (what another
+    /// relay of a cluster published).
+    pub fn from_wire(conv: ConvId, m: ChatMessage) -> StoredMessage {
+        StoredMessage {
+            conv,
+            seq: m.seq,
+            msg_id: m.msg_id,
+            from: m.from_id,
+            from_name: m.from_name.into(),
+            to: m.to,
+            client_msg_id: m.client_msg_id,
+            content: m.content,
+            ts: m.ts,
+        }
+    }
 }
 
 /// Where a message sits, for acks.

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod cluster;
+pub mod postgres;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};

@@ -92,6 +92,10 @@ pub(crate) fn command(program: &Path, owner: Option<Owner>, dir: &Path) -> Comma
 }
 
 /// Runs `initdb` into `data` unless it holds a cluster already.
+///
+/// With `--no-sync`: on a busy disk its final fsync of the new cluster
+/// takes seconds, and a private cluster lost to a power cut in the next
+/// moments is simply made again. The server itself runs with `fsync=on`.
 pub(crate) fn initdb(bin: &Path, owner: Option<Owner>, dir: &Path, data: &Path) -> io::Result<()> {
     if data.join("PG_VERSION").is_file() {
         return Ok(());
@@ -100,7 +104,15 @@ pub(crate) fn initdb(bin: &Path, owner: Option<Owner>, dir: &Path, data: &Path) 
     let status = command(&bin.join("initdb"), owner, dir)
         .arg("-D")
         .arg(data)
-        .args(["-U", USER, "--auth=trust", "-E", "UTF8", "--locale=C"])
+        .args([
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
         .stdout(out)
         .stderr(err)
         .status()?;
@@ -141,6 +153,14 @@ pub(crate) fn server_args(data: &Path, dir: &Path, port: u16) -> Vec<String> {
     ] {
         args.push("-c".to_string());
         args.push(setting);
+    }
+    if cfg!(target_os = "linux") {
+        // Crash recovery (a start after `kill`) first syncs the whole data
+        // directory: one syncfs(2) instead of an fsync per file, seconds
+        // faster on a busy disk, the same guarantee (PostgreSQL 14+,
+        // Linux only).
+        args.push("-c".to_string());
+        args.push("recovery_init_sync_method=syncfs".to_string());
     }
     args
 }

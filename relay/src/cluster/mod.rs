@@ -1,0 +1,222 @@
+//! Cluster mode: several relays on one PostgreSQL database, linked by Redis.
+//!
+//! PostgreSQL is the source of truth (accounts, conversations, messages,
+//! cursors); every relay writes to it directly and answers a chat once its
+//! transaction commits. Redis carries what must cross relays and may be
+//! lost without losing data:
+//!
+//! - **events** (`link.rs`): every relay publishes what its hub applied
+//!   (stored chats, receipts, read markers, typing, group events, presence,
+//!   logouts; see `hub/remote.rs`) once, on one channel, and applies what
+//!   the others publish to its own sockets. Pub/sub is at-most-once, so it
+//!   is only the fast path: a relay that misses a chat finds the hole in
+//!   the conversation's `seq` (the hub's gap fetch) or, for a lost last
+//!   message, by a catch-up (`catchup.rs`);
+//! - **the relay registry** (`nodes.rs`): a liveness key per relay with a
+//!   TTL, and the users each relay has online, so a relay that dies is
+//!   noticed within the TTL, its users go offline, and the others catch up
+//!   on what it committed but never published;
+//! - **health**: `/healthz` answers 503 with the reason while Redis is
+//!   unreachable or this relay's own probe event stops coming back (a
+//!   subscription that stalled silently is dropped and made again).
+//!
+//! Why Redis and not ZooKeeper plus a message queue (as S2–S4 of the
+//! designs ferrochat comes from use): routing and presence here are soft
+//! state that every relay can rebuild, and delivery is recovered from the
+//! database, so neither needs consensus or a durable queue; one Redis with
+//! no persistence does both jobs, and a restart of it loses nothing.
+
+mod catchup;
+mod link;
+mod nodes;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::hub::{Hub, Peers, Remote};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// The channel every relay publishes its events on.
+const EVENTS: &str = "ferrochat:events";
+/// Events waiting to be published, at most; past it they are dropped (and
+/// counted): a relay never blocks on Redis.
+const QUEUE: usize = 65_536;
+/// A relay whose liveness key is older than this is gone.
+const NODE_TTL: Duration = Duration::from_secs(10);
+/// How often a relay refreshes its liveness key, probes its subscription
+/// and looks for relays that are gone.
+const TICK: Duration = Duration::from_secs(2);
+/// A probe not back after this long means the subscription stalled.
+const PROBE_DEADLINE: Duration = Duration::from_secs(6);
+/// How long one Redis command may take before the connection counts as
+/// broken.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the publisher sends.
+enum Outgoing {
+    Event(Remote),
+    Probe(i64),
+}
+
+/// The state the cluster's tasks share.
+struct Shared {
+    node: Arc<str>,
+    client: redis::Client,
+    hub: Arc<Hub>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    /// Subscribed to [`EVENTS`].
+    subscribed: AtomicBool,
+    /// The last Redis command of the registry tick succeeded.
+    reachable: AtomicBool,
+    /// When this relay's last probe came back (ms since the epoch).
+    probe_seen: AtomicI64,
+    /// Asks the subscriber to drop its connection and subscribe again.
+    resubscribe: Notify,
+    /// Asks for a catch-up of every local user.
+    catch_up: Notify,
+    /// How often the catch-up runs anyway.
+    check_every: Duration,
+}
+
+/// This relay's membership of a cluster.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Outgoing>,
+    /// Test-only: chats not to publish (`FERROCHAT_FAULT=publish:<body>`).
+    fault: crate::fatal::Fault,
+}
+
+impl Cluster {
+    /// Joins the cluster named by `config.redis`: starts the publisher, the
+    /// subscriber, the registry tick and the catch-up task. Redis need not
+    /// be reachable yet; the relay works (degraded) until it is.
+    pub fn start(
+        config: &Config,
+        url: &str,
+        hub: Arc<Hub>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Cluster>> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::Config(format!("Redis URL {url:?}: {e}")))?;
+        let node: Arc<str> = match &config.node_id {
+            Some(id) if !id.is_empty() && !id.contains(':') => id.as_str().into(),
+            Some(id) => return Err(Error::Config(format!("bad node id {id:?}"))),
+            None => generated_node_id().into(),
+        };
+        let shared = Arc::new(Shared {
+            node,
+            client,
+            hub,
+            store,
+            metrics,
+            subscribed: AtomicBool::new(false),
+            reachable: AtomicBool::new(false),
+            probe_seen: AtomicI64::new(0),
+            resubscribe: Notify::new(),
+            catch_up: Notify::new(),
+            check_every: config.cluster_check,
+        });
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let cluster = Arc::new(Cluster {
+            shared,
+            tx,
+            fault: crate::fatal::Fault::from_env(),
+        });
+        let s = &cluster.shared;
+        tracing::info!(node = %s.node, "joining the cluster");
+        spawn_fatal("cluster-publisher", link::publish_loop(s.clone(), rx));
+        spawn_fatal("cluster-subscriber", link::subscribe_loop(s.clone()));
+        spawn_fatal(
+            "cluster-registry",
+            nodes::registry_loop(s.clone(), cluster.clone()),
+        );
+        spawn_fatal("cluster-catch-up", catchup::catch_up_loop(s.clone()));
+        Ok(cluster)
+    }
+
+    /// This relay's name.
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+
+    /// Why the link is not healthy, if it is not.
+    pub fn unhealthy(&self) -> Option<String> {
+        let s = &self.shared;
+        if !s.reachable.load(Acquire) {
+            return Some("Redis is unreachable".into());
+        }
+        if !s.subscribed.load(Acquire) {
+            return Some("not subscribed to Redis".into());
+        }
+        let age = crate::clock::now_ms() - s.probe_seen.load(Acquire);
+        if age > PROBE_DEADLINE.as_millis() as i64 {
+            return Some(format!(
+                "this relay's probe has not come back through Redis for {:.1}s",
+                age as f64 / 1000.0
+            ));
+        }
+        None
+    }
+
+    fn send(&self, out: Outgoing) {
+        if self.tx.try_send(out).is_err() {
+            self.shared
+                .metrics
+                .cluster_publish_dropped_total
+                .fetch_add(1, Relaxed);
+        }
+    }
+}
+
+impl Peers for Cluster {
+    fn publish(&self, event: Remote) {
+        if let Remote::Chat { msg, .. } = &event {
+            if self.fault.armed("publish", &msg.content.body) {
+                return;
+            }
+        }
+        self.send(Outgoing::Event(event));
+    }
+}
+
+impl Shared {
+    fn set_subscribed(&self, up: bool) {
+        self.subscribed.store(up, Release);
+        self.metrics.cluster_link_up.store(up as i64, Relaxed);
+    }
+}
+
+/// Runs a cluster task; if it ever ends, the relay stops (a relay that no
+/// longer hears the others must not go on answering as if it did).
+fn spawn_fatal(name: &'static str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(async move {
+        let guard = crate::fatal::Guard::new(name);
+        task.await;
+        drop(guard);
+        crate::fatal::stop(&format!("the {name} task ended"));
+    });
+}
+
+/// A node id for a relay started without one: the host name, the process
+/// id and a few random bits (a restarted relay is a new node).
+fn generated_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(':', "-"))
+        .unwrap_or_else(|_| "relay".into());
+    let mut bytes = [0u8; 3];
+    let _ = getrandom::fill(&mut bytes);
+    format!(
+        "{host}-{}-{:02x}{:02x}{:02x}",
+        std::process::id(),
+        bytes[0],
+        bytes[1],
+        bytes[2]
+    )
+}
