@@ -31,7 +31,9 @@
 //!   connections once the server is back; nothing answered as stored is
 //!   lost (it was committed).
 //! - **Migrations** run at start under an advisory lock, versioned in
-//!   `schema_version` (`schema.rs`): several relays may start at once.
+//!   `schema_version` (`schema.rs`): several relays may start at once. A
+//!   relay does not start while PostgreSQL cannot be reached (its
+//!   supervisor starts it again); once running, it rides out outages.
 //!
 //! The rules stay above the seam: each runs over facts gathered inside
 //! the transaction (`facts.rs`: gather, decide, apply). Reads run on the

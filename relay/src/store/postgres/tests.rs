@@ -2,6 +2,8 @@
 //! two stores on one database stand for two relays of a cluster. Nothing
 //! waits for a fixed time: a test waits for a condition, with a deadline.
 
+mod crash;
+
 use super::PostgresStore;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -387,115 +389,4 @@ async fn group_changes_split_chats_from_two_relays_by_seq() {
         history.iter().filter(|s| **s > joined).count(),
         (seqs.len() as u64 - joined) as usize
     );
-}
-
-/// PostgreSQL crashes and comes back: meanwhile chats are answered
-/// `storage_unavailable` (never as stored), and once it is back the store
-/// reconnects by itself, and everything answered as stored is there.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_postgres_is_down_chats_are_refused_and_the_store_reconnects() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("pg");
-    let mut pg = tokio::task::spawn_blocking(move || services::Postgres::start(root))
-        .await
-        .unwrap()
-        .expect("a private PostgreSQL");
-    let url = pg.url(services::postgres::DATABASE);
-    let store = open(&url).await;
-    let (a, b) = (user(&store, "alice").await, user(&store, "bob").await);
-    let mut answered = Vec::new();
-    for i in 0..20 {
-        let key = format!("before{i}");
-        answered.push(stored(
-            send(&store, chat(a, Target::User(b), &key, "x"))
-                .await
-                .await,
-        ));
-    }
-    let conv = answered[0].msg.conv;
-
-    let mut pg = tokio::task::spawn_blocking(move || pg.kill().map(|()| pg))
-        .await
-        .unwrap()
-        .expect("PostgreSQL killed");
-    for i in 0..5 {
-        let r = send(&store, chat(a, Target::User(b), &format!("down{i}"), "y"))
-            .await
-            .await;
-        match r {
-            Err(e @ Error::Unavailable(_)) => {
-                assert_eq!(e.code(), shared::ErrorCode::StorageUnavailable);
-            }
-            other => panic!("a chat while PostgreSQL is down: {other:?}"),
-        }
-    }
-    assert!(matches!(
-        store.positions(a).await,
-        Err(Error::Unavailable(_))
-    ));
-    assert!(matches!(
-        store
-            .change_group(GroupOp::Create {
-                owner: a,
-                name: "x".into(),
-                public: false
-            })
-            .await,
-        Err(Error::Unavailable(_))
-    ));
-
-    pg = tokio::task::spawn_blocking(move || pg.start_again().map(|()| pg))
-        .await
-        .unwrap()
-        .expect("PostgreSQL back");
-    // The store reconnects by itself: the first chat after the restart
-    // may still find the server starting up; a resend with its key goes
-    // through within the deadline.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let back = loop {
-        match send(&store, chat(a, Target::User(b), "down0", "y"))
-            .await
-            .await
-        {
-            Ok(outcome) => break outcome,
-            Err(Error::Unavailable(e)) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "never reconnected: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
-    // Refused while down means not stored: the resend is new, not a
-    // duplicate, and takes the next seq.
-    let back = match back {
-        ChatOutcome::Stored(p) => p,
-        other => panic!("a chat refused while down was stored: {other:?}"),
-    };
-    assert_eq!(back.msg.seq, 21);
-    let seqs = seqs_of(&store, b, conv).await;
-    assert_eq!(
-        seqs,
-        (1..=21).collect::<Vec<_>>(),
-        "everything answered is there"
-    );
-    for p in &answered {
-        let r = send(
-            &store,
-            chat(
-                a,
-                Target::User(b),
-                p.msg.client_msg_id.as_deref().unwrap(),
-                "x",
-            ),
-        )
-        .await
-        .await
-        .unwrap();
-        assert_eq!(original(&r).msg_id, p.msg.msg_id);
-    }
-    store.close().await.unwrap();
-    drop(pg);
 }
