@@ -331,6 +331,9 @@ fn an_echo_to_a_tab_still_syncing_comes_after_its_backlog() {
     let mut syncing = login(&hub, ALICE, &[at(PAIR, 0)], true);
     hub.fanout(&placed(msg(PAIR, 1, ALICE)), Some(sender.id));
     assert_eq!(syncing.pushed(), [], "not while syncing");
-    assert_eq!(hub.finish_sync(ALICE, syncing.id, &[at(PAIR, 0)]), SyncEnd::Done);
+    assert_eq!(
+        hub.finish_sync(ALICE, syncing.id, &[at(PAIR, 0)]),
+        SyncEnd::Done
+    );
     assert_eq!(syncing.pushed(), [(PAIR, 1)]);
 }
