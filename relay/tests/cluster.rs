@@ -283,14 +283,18 @@ async fn a_message_stored_but_never_published_still_reaches_the_recipient() {
 
 /// Redis stopped and started empty under traffic: chats still commit and
 /// get their 81, the relays say they are degraded meanwhile, and the
-/// recipient gets everything in order without reconnecting.
+/// recipient gets everything in order without reconnecting; a logout made
+/// meanwhile (its event lost) still closes that session's socket on the
+/// other relay once it has subscribed again.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_redis_restart_loses_nothing() {
+async fn a_redis_restart_loses_nothing_and_a_logout_meanwhile_still_closes_sockets() {
     let mut c = TestCluster::start(2, &[]).await;
     let alice = c.relay(0).register("ralice").await;
     let bob = c.relay(1).register("rbob").await;
+    let carol = c.relay(0).register("rcarol").await;
     let mut b = c.relay(1).login(&bob).await;
     let mut a = c.relay(0).login(&alice).await;
+    let mut carol_there = c.relay(1).login(&carol).await;
     let before = burst(&mut a, bob.user_id, "r-before", 10, "before").await;
     let redis = &mut c.redis;
     tokio::task::block_in_place(|| redis.kill().unwrap());
@@ -301,10 +305,17 @@ async fn a_redis_restart_loses_nothing() {
         (status == 503).then_some(())
     })
     .await;
+    // A logout while Redis is down: its event cannot reach relay 1.
+    let (status, _) = r0
+        .post("/api/logout", Some(&carol.token), serde_json::json!({}))
+        .await;
+    assert_eq!(status, 204);
     let redis = &mut c.redis;
     tokio::task::block_in_place(|| redis.start_again().unwrap());
     c.wait_linked(0).await;
     c.wait_linked(1).await;
+    // Relay 1's catch-up after subscribing again finds the token revoked.
+    assert_eq!(carol_there.ended().await, Ended::Closed(close::LOGGED_OUT));
     let after = burst(&mut a, bob.user_id, "r-after", 10, "after").await;
     let mut expected = before;
     expected.extend(during);

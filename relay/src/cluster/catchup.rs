@@ -8,6 +8,10 @@
 //! compared with the database: after every (re)subscription, when a relay
 //! is gone, and every `--cluster-check` anyway. What is found is pushed
 //! like a gap fill, in order, never twice.
+//!
+//! A logout is an event too: a relay that missed one would keep that
+//! session's sockets open. So each catch-up also asks the database which
+//! of the tokens its sockets logged in with were revoked, and closes them.
 
 use super::Shared;
 use futures_util::StreamExt;
@@ -30,6 +34,7 @@ pub(super) async fn catch_up_loop(shared: Arc<Shared>) {
 
 async fn catch_up(shared: &Shared) {
     shared.metrics.cluster_catchups_total.fetch_add(1, Relaxed);
+    close_revoked(shared).await;
     let users: Vec<_> = shared
         .hub
         .local_users()
@@ -63,4 +68,28 @@ async fn catch_up(shared: &Shared) {
             }
         })
         .await;
+}
+
+/// Closes the sockets here whose tokens were revoked (one query).
+async fn close_revoked(shared: &Shared) {
+    let tokens = shared.hub.local_tokens();
+    if tokens.is_empty() {
+        return;
+    }
+    let hashes = tokens.iter().map(|(_, t)| *t).collect();
+    match shared.store.revoked_tokens(hashes).await {
+        Ok(revoked) if !revoked.is_empty() => {
+            let revoked: Vec<_> = tokens
+                .into_iter()
+                .filter(|(_, t)| revoked.contains(t))
+                .collect();
+            tracing::info!(
+                sockets = revoked.len(),
+                "catch-up: closing sessions logged out elsewhere"
+            );
+            shared.hub.close_revoked(&revoked);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "catch-up: could not check tokens"),
+    }
 }

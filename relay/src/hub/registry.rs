@@ -193,6 +193,28 @@ impl Hub {
         }
     }
 
+    /// The tokens this relay's sockets logged in with, once each.
+    pub fn local_tokens(&self) -> Vec<(UserId, TokenHash)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for (user, e) in shard.iter() {
+                out.extend(e.sockets.iter().map(|s| (*user, s.token)));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Closes the sockets here that logged in with tokens since revoked
+    /// (a logout whose event this relay may have missed).
+    pub fn close_revoked(&self, revoked: &[(UserId, TokenHash)]) {
+        for (user, token) in revoked {
+            self.kick_token_here(*user, token, shared::close::LOGGED_OUT);
+        }
+    }
+
     /// Closes every logged-in socket (shutdown).
     pub fn close_all(&self, code: u16) {
         for shard in self.shards.iter() {

@@ -271,6 +271,19 @@ pub trait Store: Send + Sync + 'static {
     /// The user a live token belongs to.
     async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>>;
 
+    /// Which of `hashes` were revoked (no longer stored; expiry aside): a
+    /// cluster relay closes their sockets after a logout whose event it
+    /// may have missed. One query per call on PostgreSQL.
+    async fn revoked_tokens(&self, hashes: Vec<TokenHash>) -> Result<Vec<TokenHash>> {
+        let mut revoked = Vec::new();
+        for h in hashes {
+            if self.token_user(h, i64::MIN).await?.is_none() {
+                revoked.push(h);
+            }
+        }
+        Ok(revoked)
+    }
+
     /// Up to `limit` users whose username starts with `prefix`
     /// (case-insensitive), sorted by username.
     async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRef>>;

@@ -127,6 +127,10 @@ impl Store for PostgresStore {
         with_conn!(&self.pool, |c| reads::token_user(c, &hash[..], now))
     }
 
+    async fn revoked_tokens(&self, hashes: Vec<TokenHash>) -> Result<Vec<TokenHash>> {
+        with_conn!(&self.pool, |c| reads::revoked_tokens(c, &hashes))
+    }
+
     async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRef>> {
         with_conn!(&self.pool, |c| reads::search_users(c, prefix, limit))
     }

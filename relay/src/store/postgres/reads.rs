@@ -6,6 +6,7 @@
 use super::conn::Pg;
 use super::facts::{pair, seq, user_ref, DIRECTS};
 use super::schema::{KIND_DIRECT, KIND_GROUP};
+use crate::auth::TokenHash;
 use crate::store::{
     addressed, like_prefix, member_page, ConvId, MemberRows, Membership, MessageRef, Position,
     StoredMessage, UserRecord, UserRef,
@@ -35,6 +36,24 @@ pub(super) async fn user_exists(c: &Pg, user: UserId) -> R<bool> {
         .prepare_cached("SELECT 1 FROM users WHERE id = $1")
         .await?;
     Ok(c.query_opt(&s, &[&user.0]).await?.is_some())
+}
+
+pub(super) async fn revoked_tokens(c: &Pg, hashes: &[TokenHash]) -> R<Vec<TokenHash>> {
+    let wanted: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+    let s = c
+        .prepare_cached("SELECT hash FROM tokens WHERE hash = ANY($1)")
+        .await?;
+    let live: std::collections::HashSet<Vec<u8>> = c
+        .query(&s, &[&wanted])
+        .await?
+        .iter()
+        .map(|r| r.get::<_, Vec<u8>>(0))
+        .collect();
+    Ok(hashes
+        .iter()
+        .filter(|h| !live.contains(&h[..]))
+        .copied()
+        .collect())
 }
 
 pub(super) async fn token_user(c: &Pg, hash: &[u8], now: i64) -> R<Option<UserRef>> {
