@@ -155,6 +155,9 @@ metrics! {
     /// Cluster: events not published (the queue was full or Redis was
     /// unreachable); chats among them are recovered by catch-ups.
     counter cluster_publish_dropped_total: "ferrochat_cluster_publish_dropped_total",
+    /// Cluster: chats that waited before being stored because the publish
+    /// queue was far behind (back-pressure instead of dropped events).
+    counter cluster_backpressure_total: "ferrochat_cluster_backpressure_total",
     /// Cluster: events received from the other relays.
     counter cluster_received_total: "ferrochat_cluster_received_total",
     /// Cluster: catch-ups run (a reconnect, a dead relay, the periodic

@@ -25,8 +25,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
 
-/// Events published per pipeline, at most.
-const BATCH: usize = 512;
+/// Events published per message, at most. Under load a relay's queue is
+/// drained in few, large messages: a round trip per few thousand events.
+const BATCH: usize = 4096;
 /// The longest wait between two attempts to reach Redis.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -74,11 +75,13 @@ pub(super) async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Out
         if rx.recv_many(&mut batch, BATCH).await == 0 {
             return;
         }
+        shared.drained.notify_waiters();
         if conn.is_none() && tokio::time::Instant::now() >= retry_at {
             conn = connect(&shared.client).await;
             if conn.is_none() {
                 retry_at = tokio::time::Instant::now() + Duration::from_millis(250);
             }
+            shared.set_publishing(conn.is_some());
         }
         let n = batch.len() as u64;
         let Some(c) = conn.as_mut() else {
@@ -114,6 +117,7 @@ pub(super) async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Out
             Ok(Ok(())) => shared.metrics.cluster_published_total.fetch_add(n, Relaxed),
             _ => {
                 conn = None;
+                shared.set_publishing(false);
                 shared
                     .metrics
                     .cluster_publish_dropped_total

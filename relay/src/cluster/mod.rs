@@ -46,6 +46,11 @@ const EVENTS: &str = "ferrochat:events";
 /// Events waiting to be published, at most; past it they are dropped (and
 /// counted): a relay never blocks on Redis.
 const QUEUE: usize = 65_536;
+/// Events waiting past which new chats wait for the publisher
+/// ([`crate::hub::Hub::publish_room`]): well below [`QUEUE`], so the
+/// receipts, presence and group events that other work still makes find
+/// room, and nothing is dropped while Redis keeps up.
+const HIGH_WATER: usize = QUEUE / 4;
 /// A relay whose liveness key is older than this is gone.
 const NODE_TTL: Duration = Duration::from_secs(10);
 /// How often a relay refreshes its liveness key, probes its subscription
@@ -72,6 +77,11 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// Subscribed to [`EVENTS`].
     subscribed: AtomicBool,
+    /// The publisher has a Redis connection (events queued now will be
+    /// published, not dropped).
+    publishing: AtomicBool,
+    /// The publisher took events off its queue.
+    drained: Notify,
     /// The last Redis command of the registry tick succeeded.
     reachable: AtomicBool,
     /// When this relay's last probe came back (ms since the epoch).
@@ -117,6 +127,8 @@ impl Cluster {
             store,
             metrics,
             subscribed: AtomicBool::new(false),
+            publishing: AtomicBool::new(false),
+            drained: Notify::new(),
             reachable: AtomicBool::new(false),
             probe_seen: AtomicI64::new(0),
             resubscribe: Notify::new(),
@@ -184,9 +196,26 @@ impl Peers for Cluster {
         }
         self.send(Outgoing::Event(event));
     }
+
+    fn congested(&self) -> bool {
+        self.shared.publishing.load(Acquire) && QUEUE - self.tx.capacity() > HIGH_WATER
+    }
+
+    fn drained(&self) -> &Notify {
+        &self.shared.drained
+    }
 }
 
 impl Shared {
+    /// Whether published events reach Redis; while they cannot, nothing
+    /// waits for the publisher (it drops what it is given).
+    fn set_publishing(&self, up: bool) {
+        self.publishing.store(up, Release);
+        if !up {
+            self.drained.notify_waiters();
+        }
+    }
+
     fn set_subscribed(&self, up: bool) {
         self.subscribed.store(up, Release);
         self.metrics.cluster_link_up.store(up as i64, Relaxed);

@@ -143,6 +143,9 @@ where
             client_msg_id: c.client_msg_id.clone(),
             content: c.content,
         };
+        // In a cluster whose link is behind, wait for it: back-pressure,
+        // like a full store queue (the socket is not read meanwhile).
+        self.app.hub.publish_room().await;
         let reply = self.slots.reply(&self.app, &self.handle, c.client_msg_id);
         self.app.store.submit_chat(chat, reply).await;
         Ok(())

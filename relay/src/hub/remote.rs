@@ -101,6 +101,11 @@ pub trait Peers: Send + Sync {
     /// Publishes `event` to the other relays; never blocks (an event that
     /// cannot be queued is dropped and counted).
     fn publish(&self, event: Remote);
+    /// The link is reachable but far behind: new chats should wait.
+    fn congested(&self) -> bool;
+    /// Notified whenever the link has taken events off its queue (or given
+    /// up on them), so what waits in [`Hub::publish_room`] looks again.
+    fn drained(&self) -> &tokio::sync::Notify;
 }
 
 /// A user online on other relays.
@@ -121,6 +126,31 @@ impl Hub {
     pub(super) fn publish(&self, event: impl FnOnce() -> Remote) {
         if let Some(p) = self.peers.get() {
             p.publish(event());
+        }
+    }
+
+    /// Waits while the cluster link is too far behind to take what a new
+    /// chat would make it publish: back-pressure on the sockets that send
+    /// chats, as a full disk queue is on a single box, instead of events
+    /// dropped and recovered late from the database. Returns at once on a
+    /// single box, when the link keeps up, or while Redis is unreachable
+    /// (nothing waits on a link that cannot drain; the catch-up recovers).
+    pub async fn publish_room(&self) {
+        let Some(p) = self.peers.get() else { return };
+        if !p.congested() {
+            return;
+        }
+        self.metrics
+            .cluster_backpressure_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            // Registered before the check: a drain between the two is not
+            // missed (`notify_waiters` reaches futures already created).
+            let drained = p.drained().notified();
+            if !p.congested() {
+                return;
+            }
+            drained.await;
         }
     }
 

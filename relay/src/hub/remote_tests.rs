@@ -7,13 +7,25 @@ use super::*;
 use shared::{GroupId, ServerFrame};
 use std::time::Instant;
 
-/// A cluster link that keeps what it is given.
+/// A cluster link that keeps what it is given, behind when told so.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Remote>>);
+struct Recorder(
+    Mutex<Vec<Remote>>,
+    std::sync::atomic::AtomicBool,
+    tokio::sync::Notify,
+);
 
 impl Peers for Recorder {
     fn publish(&self, event: Remote) {
         self.0.lock().push(event);
+    }
+
+    fn congested(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn drained(&self) -> &tokio::sync::Notify {
+        &self.2
     }
 }
 
@@ -318,4 +330,32 @@ fn a_dead_relays_users_go_offline_for_contacts_made_after_their_login() {
     assert_eq!(presence(&mut alice.rx), [(BOB, true)]);
     hub.node_gone("b");
     assert_eq!(presence(&mut alice.rx), [(BOB, false)]);
+}
+
+#[tokio::test]
+async fn chats_wait_while_the_link_is_behind_and_go_on_once_it_drains() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (hub, rec) = linked();
+    // Keeping up: no wait.
+    hub.publish_room().await;
+    rec.1.store(true, SeqCst);
+    let waiting = {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.publish_room().await })
+    };
+    // A drain that leaves the link behind does not release it.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+        rec.2.notify_waiters();
+    }
+    assert!(
+        !waiting.is_finished(),
+        "a chat went on while the link was behind"
+    );
+    rec.1.store(false, SeqCst);
+    rec.2.notify_waiters();
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the chat waits on after the link drained")
+        .unwrap();
 }
