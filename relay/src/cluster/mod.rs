@@ -143,8 +143,12 @@ impl Cluster {
         });
         let s = &cluster.shared;
         tracing::info!(node = %s.node, "joining the cluster");
-        spawn_fatal("cluster-publisher", link::publish_loop(s.clone(), rx));
-        spawn_fatal("cluster-subscriber", link::subscribe_loop(s.clone()));
+        // The link's two loops get a thread of their own: on the relay's
+        // runtime they queue behind every socket's task at each hop, which
+        // a chat crossing relays makes four times.
+        let link = link_runtime()?;
+        spawn_fatal_on(&link, "cluster-publisher", link::publish_loop(s.clone(), rx));
+        spawn_fatal_on(&link, "cluster-subscriber", link::subscribe_loop(s.clone()));
         spawn_fatal(
             "cluster-registry",
             nodes::registry_loop(s.clone(), cluster.clone()),
@@ -225,12 +229,37 @@ impl Shared {
 /// Runs a cluster task; if it ever ends, the relay stops (a relay that no
 /// longer hears the others must not go on answering as if it did).
 fn spawn_fatal(name: &'static str, task: impl std::future::Future<Output = ()> + Send + 'static) {
-    tokio::spawn(async move {
+    spawn_fatal_on(&tokio::runtime::Handle::current(), name, task);
+}
+
+/// [`spawn_fatal`] on a given runtime.
+fn spawn_fatal_on(
+    rt: &tokio::runtime::Handle,
+    name: &'static str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    rt.spawn(async move {
         let guard = crate::fatal::Guard::new(name);
         task.await;
         drop(guard);
         crate::fatal::stop(&format!("the {name} task ended"));
     });
+}
+
+/// A single-threaded runtime on a thread of its own, for the link's loops.
+/// It runs until the process ends; if the thread dies, the loops' guards
+/// stop the relay.
+fn link_runtime() -> Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cluster link runtime: {e}")))?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("cluster-link".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| Error::Config(format!("cluster link thread: {e}")))?;
+    Ok(handle)
 }
 
 /// A node id for a relay started without one: the host name, the process

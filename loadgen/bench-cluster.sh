@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The cluster rows of docs/benchmarks.md: private PostgreSQL and Redis on
+# loopback, one or two release relays on them, and the load generator
+# talking to the relays directly (no nginx).
+#
+#   loadgen/bench-cluster.sh [closed|offered|latency|single|sqlite|all] [RUNS]
+#
+# closed:  2 relays, every pair across them, closed loop (the throughput floor)
+# offered: 2 relays, every pair across them, offered $OFFERED msg/s (default 20000)
+# latency: 2 relays at $RATE msg/s (default 5000), pairs spread: half on one
+#          relay, half across, measured apart in the same run
+# single:  1 relay on PostgreSQL (no Redis), closed loop
+# sqlite:  1 relay on the SQLite default, closed loop (same session, for the ratio)
+#
+# Every run gets a fresh database and fresh relays; PostgreSQL and Redis
+# live for the whole script under $BENCH_DIR (default
+# /tmp/ferrochat-cluster-bench). One JSON line per run, prefixed with the
+# case's name, then each relay's cluster counters. Needs PostgreSQL 15 and
+# Redis (`cargo xtask cluster` or `cargo xtask test` installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+runs=${2:-2}
+dir=${BENCH_DIR:-/tmp/ferrochat-cluster-bench}
+offered=${OFFERED:-20000}
+pg_port=55500
+redis_port=56500
+ports=(9203 9204)
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+cargo build --release -q -p ferrochat-relay -p loadgen
+bin=${CARGO_TARGET_DIR:-target}/release
+
+rm -rf "$dir"
+mkdir -p "$dir/pg"
+chown postgres "$dir/pg" 2>/dev/null || true
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg "$pgbin/initdb" -D "$dir/pg/data" -U ferrochat --auth=trust -E UTF8 --locale=C --no-sync >"$dir/initdb.log"
+as_pg "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -o \
+    "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c synchronous_commit=on -c fsync=on -c max_connections=300 -c shared_buffers=256MB" start >/dev/null
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+
+pids=()
+stop_relays() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    pids=()
+}
+cleanup() {
+    stop_relays
+    kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    as_pg "$pgbin/pg_ctl" -D "$dir/pg/data" -m fast stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+run=0
+# start_relays N DB [--redis]: N fresh relays on a fresh database.
+start_relays() {
+    local n=$1 db=$2 redis=${3:-} i
+    stop_relays
+    run=$((run + 1))
+    if [[ $db == postgres ]]; then
+        psql -q -h 127.0.0.1 -p "$pg_port" -U ferrochat -d postgres -c "CREATE DATABASE bench$run"
+        db="postgres://ferrochat@127.0.0.1:$pg_port/bench$run"
+        redis-cli -p "$redis_port" flushall >/dev/null
+    else
+        rm -f "$dir"/bench.db*
+    fi
+    urls=()
+    for i in $(seq 0 $((n - 1))); do
+        local extra=()
+        if [ -n "$redis" ]; then
+            extra=(--redis "redis://127.0.0.1:$redis_port" --node-id "n$i")
+        fi
+        "$bin/ferrochat-relay" --listen "127.0.0.1:${ports[$i]}" --db "$db" "${extra[@]}" \
+            --rate-limit 1000000 --rate-burst 1000000 --register-limit off --log warn \
+            >>"$dir/relay$i.log" 2>&1 &
+        pids+=($!)
+        urls+=("http://127.0.0.1:${ports[$i]}")
+    done
+    for u in "${urls[@]}"; do
+        for _ in $(seq 200); do
+            curl -sf "$u/healthz" >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+        curl -sf "$u/healthz" >/dev/null || { echo "relay $u did not get healthy" >&2; exit 2; }
+    done
+}
+
+# counters: what each relay's link did during the run.
+counters() {
+    for u in "${urls[@]}"; do
+        printf '  %s:' "$u"
+        curl -s "$u/metrics" | grep -E '^ferrochat_(cluster_(published|publish_dropped|received|recovered|backpressure)|store_(commits|ops|commit_micros))_total' |
+            sed 's/ferrochat_//;s/cluster_//;s/_total//' | tr '\n' ' '
+        echo
+    done
+}
+
+# case NAME RELAYS DB REDIS -- LOADGEN CHAT ARGS...
+case_() {
+    local name=$1 n=$2 db=$3 redis=$4
+    shift 5
+    for i in $(seq "$runs"); do
+        start_relays "$n" "$db" "$redis"
+        printf '%s run %s: ' "$name" "$i"
+        local joined
+        joined=$(IFS=,; echo "${urls[*]}")
+        "$bin/loadgen" --url "$joined" --relay-pid "$(IFS=,; echo "${pids[*]}")" --quiet --json chat "$@" || true
+        counters
+    done
+    stop_relays
+}
+
+case $what in
+sqlite | all)
+    case_ sqlite 1 "sqlite://$dir/bench.db" "" -- --pairs 100 --window 64 --duration 15s
+    ;;&
+single | all)
+    case_ pg-single 1 postgres "" -- --pairs 100 --window 64 --duration 15s
+    ;;&
+closed | all)
+    case_ cluster-closed 2 postgres redis -- --placement cross --pairs 100 --window 64 --duration 15s
+    ;;&
+offered | all)
+    case_ "cluster-offered-$offered" 2 postgres redis -- --placement cross --pairs 100 --rate "$offered" --duration 15s
+    ;;&
+pglatency)
+    case_ "pg-single-${RATE:-5000}" 1 postgres "" -- --pairs 100 --rate "${RATE:-5000}" --duration 15s
+    ;;
+latency | all)
+    case_ "latency-${RATE:-5000}-spread" 2 postgres redis -- --placement spread --pairs 100 --rate "${RATE:-5000}" --duration 15s
+    ;;
+esac
