@@ -147,7 +147,11 @@ impl Cluster {
         // runtime they queue behind every socket's task at each hop, which
         // a chat crossing relays makes four times.
         let link = link_runtime()?;
-        spawn_fatal_on(&link, "cluster-publisher", link::publish_loop(s.clone(), rx));
+        spawn_fatal_on(
+            &link,
+            "cluster-publisher",
+            link::publish_loop(s.clone(), rx),
+        );
         spawn_fatal_on(&link, "cluster-subscriber", link::subscribe_loop(s.clone()));
         spawn_fatal(
             "cluster-registry",

@@ -362,7 +362,7 @@ const NAMED: &str =
 /// call at 60k rows, 8 of the 10 s the writer spent in PostgreSQL). The
 /// `LIMIT` keeps the subquery from being flattened back into that join;
 /// the key is unique anyway.
-const KEYS: &str = "SELECT m.from_id, m.client_msg_id, m.msg_id, m.ts, m.seq
+pub(super) const KEYS: &str = "SELECT m.from_id, m.client_msg_id, m.msg_id, m.ts, m.seq
      FROM unnest($1::int8[], $2::text[]) AS k(f, key)
      CROSS JOIN LATERAL (SELECT from_id, client_msg_id, msg_id, ts, seq FROM messages
                          WHERE from_id = k.f AND client_msg_id = k.key LIMIT 1) m";

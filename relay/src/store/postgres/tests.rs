@@ -281,6 +281,38 @@ async fn relays_starting_at_once_migrate_the_database_once() {
     open(&url).await;
 }
 
+/// The idempotency lookup runs once per transaction: its plan must probe
+/// the index per key even when it was made on a fresh, empty, never
+/// analyzed `messages` table (a generic plan, as prepared statements get),
+/// never scan the table, which grows with every message stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_lookup_never_scans_the_messages_table() {
+    let url = database().await;
+    open(&url).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan;
+             PREPARE keys(int8[], text[]) AS {};",
+            super::facts::KEYS
+        ))
+        .await
+        .unwrap();
+    let plan: Vec<String> = client
+        .query("EXPLAIN EXECUTE keys('{1,2}', '{a,b}')", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan on messages"), "{plan}");
+    assert!(plan.contains("messages_idempotency"), "{plan}");
+}
+
 /// A member added while two relays post into the group gets exactly what
 /// comes after the `seq` they joined at; a member removed meanwhile got a
 /// prefix of it and can post no more. Every message names exactly its
