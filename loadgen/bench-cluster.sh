@@ -9,6 +9,9 @@
 # offered: 2 relays, every pair across them, offered $OFFERED msg/s (default 20000)
 # latency: 2 relays at $RATE msg/s (default 5000), pairs spread: half on one
 #          relay, half across, measured apart in the same run
+# fanout:  2 relays, one sender to a 5,000-member group, members on both
+# kill:    2 relays, 50 pairs across them at 5,000 msg/s with --reconnect;
+#          relay n1 gets kill -9 $KILL_AFTER s into the run (default 10)
 # single:  1 relay on PostgreSQL (no Redis), closed loop
 # sqlite:  1 relay on the SQLite default, closed loop (same session, for the ratio)
 #
@@ -97,16 +100,18 @@ counters() {
     done
 }
 
-# case NAME RELAYS DB REDIS -- LOADGEN CHAT ARGS...
+# case NAME RELAYS DB REDIS [SCENARIO] -- LOADGEN SCENARIO ARGS...
 case_() {
-    local name=$1 n=$2 db=$3 redis=$4
-    shift 5
+    local name=$1 n=$2 db=$3 redis=$4 scenario=chat
+    shift 4
+    if [ "$1" != -- ]; then scenario=$1; shift; fi
+    shift
     for i in $(seq "$runs"); do
         start_relays "$n" "$db" "$redis"
         printf '%s run %s: ' "$name" "$i"
         local joined
         joined=$(IFS=,; echo "${urls[*]}")
-        "$bin/loadgen" --url "$joined" --relay-pid "$(IFS=,; echo "${pids[*]}")" --quiet --json chat "$@" || true
+        "$bin/loadgen" --url "$joined" --relay-pid "$(IFS=,; echo "${pids[*]}")" --quiet --json "$scenario" "$@" || true
         counters
     done
     stop_relays
@@ -128,6 +133,25 @@ offered | all)
 pglatency)
     case_ "pg-single-${RATE:-5000}" 1 postgres "" -- --pairs 100 --rate "${RATE:-5000}" --duration 15s
     ;;
+fanout | all)
+    case_ fanout-5000 2 postgres redis fanout -- --members 5000 --messages 20
+    ;;&
+kill | all)
+    for i in $(seq "$runs"); do
+        start_relays 2 postgres redis
+        printf 'kill run %s: ' "$i"
+        "$bin/loadgen" --url "$(IFS=,; echo "${urls[*]}")" --quiet --json \
+            chat --placement cross --reconnect --pairs 50 --rate 5000 --duration 20s &
+        lg=$!
+        sleep "${KILL_AFTER:-10}"
+        kill -9 "${pids[1]}"
+        wait "$lg" || true
+        pids=("${pids[0]}")
+        urls=("${urls[0]}")
+        counters
+    done
+    stop_relays
+    ;;&
 latency | all)
     case_ "latency-${RATE:-5000}-spread" 2 postgres redis -- --placement spread --pairs 100 --rate "${RATE:-5000}" --duration 15s
     ;;
