@@ -36,6 +36,39 @@ pub(crate) fn get_status(addr: SocketAddr, path: &str, timeout: Duration) -> io:
     })
 }
 
+/// `GET path` on `addr`: the status code and the body (everything after
+/// the headers; the relay's small answers are not chunked).
+pub(crate) fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)?;
+    let status = parse_status(&all).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no HTTP status line from {addr}"),
+        )
+    })?;
+    let body = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| String::from_utf8_lossy(&all[i + 4..]).into_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of an unlabelled sample `name` in Prometheus text.
+pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// The code in `HTTP/1.x NNN reason`.
 fn parse_status(head: &[u8]) -> Option<u16> {
     let line = head.split(|&b| b == b'\r').next()?;
@@ -58,5 +91,14 @@ mod tests {
         );
         assert_eq!(parse_status(b"SSH-2.0-x\r\n"), None);
         assert_eq!(parse_status(b""), None);
+    }
+
+    #[test]
+    fn samples() {
+        let text = "# TYPE a counter\na 3\nab 4\nc{x=\"1\"} 5\n";
+        assert_eq!(sample(text, "a"), Some(3.0));
+        assert_eq!(sample(text, "ab"), Some(4.0));
+        assert_eq!(sample(text, "c"), None);
+        assert_eq!(sample(text, "d"), None);
     }
 }

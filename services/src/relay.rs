@@ -18,6 +18,42 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 /// Attempts at a first start, each on a fresh port.
 const PORT_ATTEMPTS: usize = 3;
 
+/// The `ferrochat-relay` binary for tests: `FERROCHAT_RELAY_BIN`, or built
+/// (once per test binary) into the target directory the calling test runs
+/// from. A test binary cannot name another package's binary
+/// (`CARGO_BIN_EXE_*` is for its own package only).
+pub fn test_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FERROCHAT_RELAY_BIN") {
+            return PathBuf::from(p);
+        }
+        // The test runs as <target>/<profile>/deps/<name>-<hash>.
+        let exe = std::env::current_exe().expect("the test's own path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("a test binary under <target>/<profile>/deps")
+            .to_path_buf();
+        let target = profile_dir.parent().expect("a target directory");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "-p", "ferrochat-relay", "--bin", "ferrochat-relay"])
+            .env("CARGO_TARGET_DIR", target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the relay failed ({status})");
+        let bin = profile_dir.join("ferrochat-relay");
+        assert!(bin.is_file(), "no relay at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
 /// A running (or killed) relay.
 #[derive(Debug)]
 pub struct RelayProcess {
@@ -80,6 +116,14 @@ impl RelayProcess {
     /// (which answers 502 when no relay is left).
     pub fn health_at(addr: SocketAddr) -> Option<u16> {
         health_of(addr)
+    }
+
+    /// The value of an unlabelled sample of `GET /metrics` (a counter or a
+    /// gauge), or `None` if nothing answers or the relay has no such sample.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, body) =
+            crate::http::get(self.addr, "/metrics", Duration::from_secs(5)).ok()?;
+        (status == 200).then(|| crate::http::sample(&body, name))?
     }
 
     /// `127.0.0.1:PORT`.

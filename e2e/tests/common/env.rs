@@ -335,24 +335,9 @@ where
 }
 
 /// The relay binary for cluster tests: `FERROCHAT_RELAY_BIN`, or the
-/// workspace's debug build (built here if missing).
+/// workspace's build (see [`services::relay::test_binary`]).
 fn relay_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("FERROCHAT_RELAY_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = super::workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug").join("ferrochat-relay");
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "ferrochat-relay", "--bin", "ferrochat-relay"])
-            .current_dir(&root)
-            .status()
-            .expect("cargo runs");
-    assert!(status.success(), "building the relay failed");
-    bin
+    services::relay::test_binary()
 }
 
 async fn start_world(dist: &Path, db_dir: &Path, nodes: Option<usize>) -> (World, SocketAddr) {
