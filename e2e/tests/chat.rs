@@ -267,8 +267,17 @@ async fn history_loads_older_pages_on_scroll_without_jumping() {
             alice.click(&conv_item(&bob_name)).await;
             alice.wait_received(&format!("history {N}"), &bob_name).await;
             let count = || async { alice.messages().await.map(|m| m.len()) };
-            assert_eq!(count().await.unwrap(), 50, "the latest page only");
+            // The conversation may first show the last message it already
+            // knew, then its latest page from history: wait for that page.
+            wait_until("alice: the latest page of 50", WAIT, || async {
+                match count().await {
+                    Ok(50) => Ok(()),
+                    other => Err(format!("{other:?} messages shown")),
+                }
+            })
+            .await;
             alice.wait_for(&tid("load-older")).await;
+            assert_eq!(count().await.unwrap(), 50, "the latest page only");
             // Opening it read it all.
             alice
                 .wait_gone(&format!("{} {}", conv_item(&bob_name), tid("unread")), WAIT)
