@@ -24,11 +24,16 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
+        self.try_take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens if there are that many.
+    pub fn try_take_n(&mut self, n: f32, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
