@@ -86,7 +86,8 @@ pub enum ErrorCode {
     UnknownMessage,
     /// Too many frames; slow down. The connection stays open.
     RateLimited,
-    /// Binary frames are not part of the protocol.
+    /// A binary frame before LOGIN (after it, binary frames are voice
+    /// audio).
     BinaryNotSupported,
     /// The sender is not a member of the group (or it does not exist).
     NotMember,
@@ -197,7 +198,7 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The relay is shutting down; reconnect (to another relay) soon.
     pub const GOING_AWAY: u16 = 1001;
-    /// A binary frame arrived; only text frames are allowed.
+    /// A binary frame arrived before LOGIN.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame over `MAX_FRAME_BYTES` arrived.
     pub const TOO_BIG: u16 = 1009;
