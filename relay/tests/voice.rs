@@ -140,8 +140,8 @@ async fn audio_reaches_every_other_participant_and_nobody_else() {
     for s in &u {
         c.push(relay.login(s).await);
     }
-    for i in 0..3 {
-        join(&mut c[i], g).await;
+    for client in c.iter_mut().take(3) {
+        join(client, g).await;
     }
     // alice speaks; bob and carol hear her, with her id inserted.
     c[0].send_binary(frame(g, 1, b"from alice")).await;
