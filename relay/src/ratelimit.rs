@@ -58,4 +58,15 @@ mod tests {
         let t2 = t1 + Duration::from_secs(60);
         assert_eq!((0..8).filter(|_| b.try_take(t2)).count(), 5);
     }
+
+    #[test]
+    fn takes_many_tokens_at_once_for_byte_caps() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000.0, 1000.0, t0);
+        assert!(b.try_take_n(600.0, t0));
+        assert!(!b.try_take_n(600.0, t0), "only 400 left");
+        assert!(b.try_take_n(400.0, t0));
+        // 0.6 s at 1000/s refills 600
+        assert!(b.try_take_n(600.0, t0 + Duration::from_millis(600)));
+    }
 }
