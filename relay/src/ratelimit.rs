@@ -66,7 +66,7 @@ mod tests {
         assert!(b.try_take_n(600.0, t0));
         assert!(!b.try_take_n(600.0, t0), "only 400 left");
         assert!(b.try_take_n(400.0, t0));
-        // 0.6 s at 1000/s refills 600
-        assert!(b.try_take_n(600.0, t0 + Duration::from_millis(600)));
+        // 0.7 s at 1000/s refills 700 (capped at the burst)
+        assert!(b.try_take_n(600.0, t0 + Duration::from_millis(700)));
     }
 }

@@ -451,3 +451,44 @@ async fn chat_still_flows_to_a_participant_during_an_audio_flood() {
     assert_eq!(chat.as_deref(), Some("still here"));
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn leaving_or_being_removed_from_the_group_leaves_its_room() {
+    let relay = TestRelay::start(&[]).await;
+    let u = users(&relay, &["alice", "bob", "carol"]).await;
+    let g = relay.group(&u[0], "call", false, &[&u[1], &u[2]]).await;
+    let mut c: Vec<Client> = Vec::new();
+    for s in &u {
+        c.push(relay.login(s).await);
+    }
+    for client in c.iter_mut() {
+        join(client, g).await;
+    }
+    room_is(&mut c[0], g, &["alice", "bob", "carol"]).await;
+    // The owner removes bob.
+    let (status, _, _) = relay
+        .request(
+            "DELETE",
+            &format!("/api/groups/{g}/members/{}", u[1].user_id),
+            Some(&u[0].token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    room_is(&mut c[0], g, &["alice", "carol"]).await;
+    c[1].send_binary(frame(g, 1, b"still here?")).await;
+    assert_eq!(error(&mut c[1]).await.code, ErrorCode::NotInRoom);
+    // carol leaves the group.
+    let (status, _, _) = relay
+        .request(
+            "POST",
+            &format!("/api/groups/{g}/leave"),
+            Some(&u[2].token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    room_is(&mut c[0], g, &["alice"]).await;
+    relay.wait_metric("ferrochat_voice_participants", 1).await;
+    relay.stop().await;
+}

@@ -6,10 +6,8 @@
 use super::frames::{error_frame, relay_error};
 use super::{Session, Stop};
 use crate::error::Error;
-use crate::hub::SMALL_GROUP;
 use crate::ratelimit::TokenBucket;
-use crate::socket::encode;
-use crate::voice::{Change, JoinError, Participant, SpeakError};
+use crate::voice::{announce, JoinError, Participant, SpeakError};
 use crate::App;
 use bytes::Bytes;
 use shared::audio::{self, MAX_AUDIO_FRAME};
@@ -52,25 +50,6 @@ impl VoiceState {
             violations: TokenBucket::new(AUDIO_VIOLATION_RATE, AUDIO_VIOLATION_BURST, now),
         }
     }
-}
-
-/// Sends the room's new participant list (type 125) to every online
-/// member of the group, in the room or not. For a group over
-/// `SMALL_GROUP` members, only to the users in the room.
-async fn announce(app: &App, group: GroupId, change: Change) {
-    let users = match app
-        .store
-        .small_group_members(group, SMALL_GROUP as u32)
-        .await
-    {
-        Ok(Some(members)) => members,
-        Ok(None) | Err(_) => change.users,
-    };
-    let frame = ServerFrame::VoiceRoom {
-        group_id: group,
-        participants: change.roster,
-    };
-    app.hub.offer_to_users(&users, &encode(&frame));
 }
 
 /// Takes a closed socket out of every room it was in (its members get a

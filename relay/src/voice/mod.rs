@@ -13,9 +13,11 @@ mod rooms;
 
 pub use rooms::{JoinError, Participant, SpeakError};
 
-use crate::socket::SocketHandle;
+use crate::hub::SMALL_GROUP;
+use crate::socket::{encode, SocketHandle};
+use crate::App;
 use rooms::Room;
-use shared::{GroupId, UserId, VoiceParticipant};
+use shared::{GroupId, ServerFrame, UserId, VoiceParticipant};
 use std::collections::HashMap;
 
 /// A room's state after a change: who is in it now (for the 125 push),
@@ -81,6 +83,25 @@ impl Voice {
         Some(Change { roster, users })
     }
 
+    /// Removes every socket of `user` from a room (they left the group or
+    /// were removed from it); None if they had none there, else the room
+    /// after and how many sockets left.
+    pub fn evict(&self, group: GroupId, user: UserId) -> Option<(Change, usize)> {
+        let mut rooms = self.rooms.lock();
+        let room = rooms.get_mut(&group)?;
+        let mut users = room.users();
+        let gone = room.leave_user(user);
+        if gone == 0 {
+            return None;
+        }
+        let roster = room.roster();
+        if room.is_empty() {
+            rooms.remove(&group);
+        }
+        users.dedup();
+        Some((Change { roster, users }, gone))
+    }
+
     /// Mutes or unmutes a socket. Err if it is not in the room; Ok(None)
     /// if nothing changed.
     pub fn mute(
@@ -114,6 +135,39 @@ impl Voice {
     /// How many rooms have anyone in them.
     pub fn rooms(&self) -> usize {
         self.rooms.lock().len()
+    }
+}
+
+/// Sends a room's new participant list (type 125) to every online member
+/// of the group, in the room or not. For a group over `SMALL_GROUP`
+/// members, only to the users in the room (before or after the change).
+pub async fn announce(app: &App, group: GroupId, change: Change) {
+    let users = match app
+        .store
+        .small_group_members(group, SMALL_GROUP as u32)
+        .await
+    {
+        Ok(Some(members)) => members,
+        Ok(None) | Err(_) => change.users,
+    };
+    let frame = ServerFrame::VoiceRoom {
+        group_id: group,
+        participants: change.roster,
+    };
+    app.hub.offer_to_users(&users, &encode(&frame));
+}
+
+/// Takes a user who is no longer a member of `group` out of its room.
+pub async fn evict(app: &App, group: GroupId, user: UserId) {
+    if let Some((change, gone)) = app.voice.evict(group, user) {
+        app.metrics
+            .voice_participants
+            .fetch_sub(gone as i64, std::sync::atomic::Ordering::Relaxed);
+        // They get this 125 too (if it reaches them before the group
+        // change, it does not matter: both say they are out).
+        let mut change = change;
+        change.users.push(user);
+        announce(app, group, change).await;
     }
 }
 

@@ -68,6 +68,13 @@ impl Room {
         self.participants.len() != before
     }
 
+    /// Removes every socket of `user`; returns how many there were.
+    pub fn leave_user(&mut self, user: UserId) -> usize {
+        let before = self.participants.len();
+        self.participants.retain(|p| p.user != user);
+        before - self.participants.len()
+    }
+
     /// Sets a socket's mute; None if it is not in the room, else whether
     /// anything changed.
     pub fn mute(&mut self, socket: u64, muted: bool) -> Option<bool> {
