@@ -390,7 +390,13 @@ async fn serve_socket(ws: Ws, st: Arc<State>) {
             Ok(ClientFrame::Login { .. }) => {
                 ServerFrame::error(ErrorCode::AlreadyLoggedIn, "already logged in")
             }
-            Ok(ClientFrame::Typing { .. } | ClientFrame::Read { .. }) => continue,
+            Ok(
+                ClientFrame::Typing { .. }
+                | ClientFrame::Read { .. }
+                | ClientFrame::VoiceJoin { .. }
+                | ClientFrame::VoiceLeave { .. }
+                | ClientFrame::VoiceMute { .. },
+            ) => continue,
             Err(e) => e.to_frame(),
         };
         if tx.send(enc(&reply)).await.is_err() {

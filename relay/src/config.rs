@@ -169,6 +169,11 @@ pub struct Config {
     #[arg(long, env = "FERROCHAT_OUTBOUND_QUEUE", default_value_t = 4096)]
     pub outbound_queue: usize,
 
+    /// Most participants in one group's voice room; VOICE_JOIN beyond it
+    /// is refused with `room_full`.
+    #[arg(long, env = "FERROCHAT_VOICE_CAPACITY", default_value_t = 50)]
+    pub voice_capacity: u32,
+
     /// Sustained rate of rate-limited frames (everything but PING and ACK)
     /// per connection, per second.
     #[arg(long, env = "FERROCHAT_RATE_LIMIT", default_value_t = 50.0)]

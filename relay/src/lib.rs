@@ -32,6 +32,7 @@ pub mod socket;
 pub mod static_files;
 pub mod store;
 pub mod throttle;
+pub mod voice;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -63,6 +64,8 @@ pub struct App {
     pub throttle: throttle::Throttle,
     /// This relay's cluster membership, when run with `--redis`.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// Voice rooms on this relay.
+    pub voice: voice::Voice,
     shutting_down: AtomicBool,
 }
 
@@ -122,6 +125,7 @@ pub async fn run(
     let app = Arc::new(App {
         throttle: throttle::Throttle::new(&config),
         cluster,
+        voice: voice::Voice::new(config.voice_capacity),
         config,
         store,
         hub,

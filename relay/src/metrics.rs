@@ -134,6 +134,18 @@ metrics! {
     /// Frames not queued because a socket's queue was full while the relay
     /// was behind (pushes among them are retried).
     counter frames_dropped_total: "ferrochat_frames_dropped_total",
+    /// Audio frames accepted from speakers (voice rooms).
+    counter audio_frames_in_total: "ferrochat_audio_frames_in_total",
+    /// Audio frames queued to listeners' audio lanes.
+    counter audio_frames_out_total: "ferrochat_audio_frames_out_total",
+    /// Audio frames dropped as the oldest in a full audio lane: a listener
+    /// not keeping up loses its own audio, nobody else's.
+    counter audio_frames_dropped_total: "ferrochat_audio_frames_dropped_total",
+    /// Audio frames refused from a speaker (caps, not in the room, muted,
+    /// malformed header), each answered with a type 0 frame.
+    counter audio_frames_refused_total: "ferrochat_audio_frames_refused_total",
+    /// Sockets in voice rooms right now.
+    gauge voice_participants: "ferrochat_voice_participants",
     /// Sockets closed by the idle timeout.
     counter idle_timeouts_total: "ferrochat_idle_timeouts_total",
     /// Storage transactions committed (group commits).

@@ -24,11 +24,16 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
+        self.try_take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens if there are that many.
+    pub fn try_take_n(&mut self, n: f32, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -52,5 +57,16 @@ mod tests {
         // never more than the burst, however long it rested
         let t2 = t1 + Duration::from_secs(60);
         assert_eq!((0..8).filter(|_| b.try_take(t2)).count(), 5);
+    }
+
+    #[test]
+    fn takes_many_tokens_at_once_for_byte_caps() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000.0, 1000.0, t0);
+        assert!(b.try_take_n(600.0, t0));
+        assert!(!b.try_take_n(600.0, t0), "only 400 left");
+        assert!(b.try_take_n(400.0, t0));
+        // 0.7 s at 1000/s refills 700 (capped at the burst)
+        assert!(b.try_take_n(600.0, t0 + Duration::from_millis(700)));
     }
 }

@@ -7,7 +7,9 @@
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
+use bytes::Bytes;
 use shared::{close, ServerFrame};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,7 +48,19 @@ struct Shared {
     /// the epoch), or 0 while it is not writing. A write that stays pending
     /// means the peer's TCP window is closed: the client is not reading.
     writing_since: AtomicU64,
+    /// The audio lane (voice rooms): relayed audio frames waiting for the
+    /// writer, at most [`AUDIO_LANE`], the oldest dropped first. Separate
+    /// from the text queue so audio never delays nor closes a chat socket;
+    /// an empty `VecDeque` holds no allocation, so idle sockets pay nothing.
+    audio: parking_lot::Mutex<VecDeque<Bytes>>,
+    /// Wakes the writer when audio is queued (`notify_one`: a permit is
+    /// kept if the writer is busy, so no wakeup is lost).
+    audio_ready: Notify,
 }
+
+/// Audio frames a socket's lane holds; with 20 ms frames, 320 ms of one
+/// speaker. Audio older than that is worthless to a live call.
+pub const AUDIO_LANE: usize = 16;
 
 /// How long a write may stay pending before a full queue counts as a slow
 /// consumer rather than a momentarily busy relay.
@@ -76,6 +90,8 @@ impl SocketHandle {
             kill: AtomicU32::new(0),
             notify: Notify::new(),
             writing_since: AtomicU64::new(0),
+            audio: parking_lot::Mutex::new(VecDeque::new()),
+            audio_ready: Notify::new(),
         });
         (SocketHandle { shared, tx }, rx)
     }
@@ -142,6 +158,48 @@ impl SocketHandle {
         ok
     }
 
+    /// Queues an audio frame on the audio lane, dropping the oldest frame
+    /// if the lane is full (counted in `audio_frames_dropped_total`).
+    /// Never blocks, never closes the socket.
+    pub fn push_audio(&self, frame: Bytes, metrics: &Metrics) {
+        if self.killed_with().is_some() {
+            return;
+        }
+        let dropped = {
+            let mut lane = self.shared.audio.lock();
+            let dropped = if lane.len() >= AUDIO_LANE {
+                lane.pop_front().is_some()
+            } else {
+                false
+            };
+            lane.push_back(frame);
+            dropped
+        };
+        if dropped {
+            metrics
+                .audio_frames_dropped_total
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        metrics
+            .audio_frames_out_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.audio_ready.notify_one();
+    }
+
+    /// Moves every queued audio frame into `out` (for the writer).
+    pub fn take_audio(&self, out: &mut Vec<Bytes>) {
+        let mut lane = self.shared.audio.lock();
+        out.extend(lane.drain(..));
+        if lane.capacity() > AUDIO_LANE {
+            lane.shrink_to(AUDIO_LANE);
+        }
+    }
+
+    /// Resolves when audio may have been queued since the last call.
+    pub async fn audio_queued(&self) {
+        self.shared.audio_ready.notified().await
+    }
+
     /// Asks the socket's tasks to close it with `code`: the writer sends
     /// what is already queued (unless the socket is closed for being too
     /// slow), then the close frame. Returns true for the first request only.
@@ -178,5 +236,53 @@ impl SocketHandle {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audio_lane_drops_the_oldest_frames_when_full() {
+        let metrics = Metrics::default();
+        let (h, _rx) = SocketHandle::new(1, 4);
+        for i in 0..(AUDIO_LANE + 5) as u8 {
+            h.push_audio(Bytes::from(vec![i]), &metrics);
+        }
+        assert_eq!(
+            metrics.audio_frames_dropped_total.load(Ordering::Relaxed),
+            5
+        );
+        let mut out = Vec::new();
+        h.take_audio(&mut out);
+        let firsts: Vec<u8> = out.iter().map(|b| b[0]).collect();
+        let expected: Vec<u8> = (5..(AUDIO_LANE + 5) as u8).collect();
+        assert_eq!(firsts, expected, "the newest frames are kept, in order");
+        out.clear();
+        h.take_audio(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_idle_lane_allocates_nothing_and_a_killed_socket_takes_no_audio() {
+        let metrics = Metrics::default();
+        let (h, _rx) = SocketHandle::new(1, 4);
+        assert_eq!(h.shared.audio.lock().capacity(), 0);
+        h.kill(close::NORMAL);
+        h.push_audio(Bytes::from_static(b"x"), &metrics);
+        let mut out = Vec::new();
+        h.take_audio(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_push_before_the_writer_waits_is_not_lost() {
+        let metrics = Metrics::default();
+        let (h, _rx) = SocketHandle::new(1, 4);
+        h.push_audio(Bytes::from_static(b"x"), &metrics);
+        tokio::time::timeout(std::time::Duration::from_secs(5), h.audio_queued())
+            .await
+            .expect("the permit was kept");
     }
 }

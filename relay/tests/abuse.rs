@@ -104,20 +104,32 @@ async fn malformed_frames_get_errors_and_the_socket_stays_healthy() {
 }
 
 #[tokio::test]
-async fn binary_frames_close_with_1003() {
+async fn binary_frames_close_with_1003_before_login_and_get_errors_after() {
     let relay = TestRelay::start(&[]).await;
     let a = relay.register("alice").await;
+    // Before login: unsupported data, the socket is closed.
+    let mut anon = relay.connect().await;
+    anon.ws
+        .send(Message::Binary(vec![0u8, 159, 146, 150].into()))
+        .await
+        .unwrap();
+    assert_eq!(error_code(anon.recv().await), ErrorCode::BinaryNotSupported);
+    assert_eq!(anon.ended().await, Ended::Closed(close::UNSUPPORTED_DATA));
+    // Logged in: audio frames (voice rooms). A malformed one, or one for a
+    // room this socket is not in, gets an error frame; the socket stays.
     let mut alice = relay.login(&a).await;
     alice
         .ws
         .send(Message::Binary(vec![0u8, 159, 146, 150].into()))
         .await
         .unwrap();
-    assert_eq!(
-        error_code(alice.recv().await),
-        ErrorCode::BinaryNotSupported
-    );
-    assert_eq!(alice.ended().await, Ended::Closed(close::UNSUPPORTED_DATA));
+    assert_eq!(error_code(alice.recv().await), ErrorCode::MalformedAudio);
+    let mut audio = vec![1u8, 1, 0, 0, 0, 0, 0, 0, 0, 42];
+    audio.extend_from_slice(&[0; 8]);
+    alice.ws.send(Message::Binary(audio.into())).await.unwrap();
+    assert_eq!(error_code(alice.recv().await), ErrorCode::NotInRoom);
+    alice.send(&ClientFrame::Ping { from_id: None }).await;
+    assert!(matches!(alice.recv().await, ServerFrame::Pong { .. }));
     relay.stop().await;
 }
 

@@ -39,6 +39,16 @@ pub mod frame_type {
     /// s→c: a group changed (created, member added/joined/left/removed,
     /// renamed).
     pub const GROUP_EVENT: u16 = 100;
+    /// c→s: join the voice room of a group.
+    pub const VOICE_JOIN: u16 = 120;
+    /// s→c: the answer to VOICE_JOIN: the room's participants.
+    pub const VOICE_JOINED: u16 = 121;
+    /// c→s: leave the voice room of a group.
+    pub const VOICE_LEAVE: u16 = 122;
+    /// c→s: mute or unmute yourself in a voice room.
+    pub const VOICE_MUTE: u16 = 124;
+    /// s→c: a voice room's participants changed (empty: the call ended).
+    pub const VOICE_ROOM: u16 = 125;
 }
 
 /// A machine-readable error code, carried by type 0 frames, by a failed
@@ -76,7 +86,8 @@ pub enum ErrorCode {
     UnknownMessage,
     /// Too many frames; slow down. The connection stays open.
     RateLimited,
-    /// Binary frames are not part of the protocol.
+    /// A binary frame before LOGIN (after it, binary frames are voice
+    /// audio).
     BinaryNotSupported,
     /// The sender is not a member of the group (or it does not exist).
     NotMember,
@@ -110,6 +121,18 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// HTTP: the relay is at capacity; retry later.
     Unavailable,
+    /// VOICE_JOIN: the voice room is at `--voice-capacity`.
+    RoomFull,
+    /// An audio frame or VOICE_MUTE for a voice room this socket is not in.
+    NotInRoom,
+    /// An audio frame from a socket that is muted in that room.
+    Muted,
+    /// An audio frame whose header is malformed.
+    MalformedAudio,
+    /// An audio frame over `audio::MAX_AUDIO_FRAME` bytes.
+    AudioTooLarge,
+    /// Audio over the per-socket frames or bytes per second; dropped.
+    AudioRateLimited,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     Other,
@@ -151,6 +174,12 @@ impl ErrorCode {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Unavailable => "unavailable",
+            RoomFull => "room_full",
+            NotInRoom => "not_in_room",
+            Muted => "muted",
+            MalformedAudio => "malformed_audio",
+            AudioTooLarge => "audio_too_large",
+            AudioRateLimited => "audio_rate_limited",
             Other => "other",
         }
     }
@@ -169,7 +198,7 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The relay is shutting down; reconnect (to another relay) soon.
     pub const GOING_AWAY: u16 = 1001;
-    /// A binary frame arrived; only text frames are allowed.
+    /// A binary frame arrived before LOGIN.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame over `MAX_FRAME_BYTES` arrived.
     pub const TOO_BIG: u16 = 1009;

@@ -5,6 +5,7 @@
 //! See `docs/protocol.md` for the prose specification.
 
 pub mod api;
+pub mod audio;
 pub mod codes;
 pub mod duration;
 pub mod frame;
@@ -17,7 +18,7 @@ pub use codes::{close, frame_type, ErrorCode};
 pub use duration::parse_duration;
 pub use frame::{
     ChatSend, ClientFrame, Content, ErrorFrame, FrameError, GroupEvent, GroupEventKind,
-    ServerFrame, Target,
+    ServerFrame, Target, VoiceParticipant,
 };
 pub use ids::{GroupId, MsgId, UserId};
 pub use message::ChatMessage;

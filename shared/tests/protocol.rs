@@ -505,3 +505,60 @@ fn social_frames_on_the_wire() {
         ErrorCode::InvalidField
     );
 }
+
+#[test]
+fn voice_frames_round_trip() {
+    use shared::{GroupId, VoiceParticipant};
+    for f in [
+        ClientFrame::VoiceJoin {
+            group_id: GroupId(3),
+        },
+        ClientFrame::VoiceLeave {
+            group_id: GroupId(3),
+        },
+        ClientFrame::VoiceMute {
+            group_id: GroupId(3),
+            muted: true,
+        },
+    ] {
+        assert_eq!(ClientFrame::decode(&f.encode()).unwrap(), f);
+    }
+    let j = ClientFrame::decode(r#"{"type":"120","groupId":"9"}"#).unwrap();
+    assert_eq!(
+        j,
+        ClientFrame::VoiceJoin {
+            group_id: GroupId(9)
+        }
+    );
+    let e = ClientFrame::decode(r#"{"type":"124","groupId":"9"}"#).unwrap_err();
+    assert_eq!(e.code, shared::ErrorCode::MissingField);
+    let e = ClientFrame::decode(r#"{"type":"124","groupId":"9","muted":"yes"}"#).unwrap_err();
+    assert!(e.message.contains("muted"), "{}", e.message);
+    let p = vec![VoiceParticipant {
+        user_id: shared::UserId(1),
+        username: "a".into(),
+        muted: false,
+    }];
+    for f in [
+        ServerFrame::VoiceJoined {
+            group_id: GroupId(3),
+            participants: p.clone(),
+            capacity: 50,
+        },
+        ServerFrame::VoiceRoom {
+            group_id: GroupId(3),
+            participants: vec![],
+        },
+        ServerFrame::VoiceRoom {
+            group_id: GroupId(3),
+            participants: p,
+        },
+    ] {
+        assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
+    }
+    let room = ServerFrame::VoiceRoom {
+        group_id: GroupId(3),
+        participants: vec![],
+    };
+    assert!(room.encode().contains(r#""participants":[]"#));
+}

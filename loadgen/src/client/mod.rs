@@ -286,6 +286,8 @@ fn kind_of(f: &ServerFrame) -> &'static str {
         ServerFrame::Typing { .. } => "60",
         ServerFrame::ReadReceipt { .. } => "71",
         ServerFrame::GroupEvent(_) => "100",
+        ServerFrame::VoiceJoined { .. } => "121",
+        ServerFrame::VoiceRoom { .. } => "125",
     }
 }
 

@@ -111,7 +111,14 @@ pub(super) async fn serve(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
                     }
                 }
             }
-            (ClientFrame::Typing { .. } | ClientFrame::Read { .. }, Some(_)) => {}
+            (
+                ClientFrame::Typing { .. }
+                | ClientFrame::Read { .. }
+                | ClientFrame::VoiceJoin { .. }
+                | ClientFrame::VoiceLeave { .. }
+                | ClientFrame::VoiceMute { .. },
+                Some(_),
+            ) => {}
             (ClientFrame::Login { .. }, Some(_)) => {
                 let _ = tx.send(ServerFrame::error(ErrorCode::AlreadyLoggedIn, "again").encode());
             }

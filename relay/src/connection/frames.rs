@@ -1,5 +1,5 @@
 //! Every frame after login: rate limit, then chat, ack, read, typing,
-//! ping. Errors are framed one way ([`error_frame`]).
+//! ping (voice frames go on to `voice.rs`). Errors are framed one way ([`error_frame`]).
 
 use super::{Session, Stop};
 use crate::clock::now_ms;
@@ -96,6 +96,11 @@ where
             Ok(ClientFrame::Ack { msg_id }) => self.ack(msg_id).await,
             Ok(ClientFrame::Typing { to }) => self.typing(to).await,
             Ok(ClientFrame::Read { to, seq }) => self.read(to, seq).await,
+            Ok(ClientFrame::VoiceJoin { group_id }) => self.voice_join(group_id).await,
+            Ok(ClientFrame::VoiceLeave { group_id }) => self.voice_leave(group_id).await,
+            Ok(ClientFrame::VoiceMute { group_id, muted }) => {
+                self.voice_mute(group_id, muted).await
+            }
         }
     }
 

@@ -11,11 +11,13 @@
 //! - `frames.rs`: every frame after login, and the one way errors are
 //!   framed;
 //! - `answers.rs`: chats queued to the store, and how their answers reach
-//!   the client.
+//!   the client;
+//! - `voice.rs`: voice rooms (120/122/124) and binary audio frames.
 
 mod answers;
 mod frames;
 mod login;
+mod voice;
 mod writer;
 
 pub use writer::ws_config;
@@ -72,6 +74,7 @@ where
         stream,
         user: None,
         registration: None,
+        voice: None,
     };
     session.run().await;
     // Unregister before waiting for the writer, so nothing new is queued.
@@ -79,9 +82,14 @@ where
         handle,
         mut stream,
         registration,
+        voice: voice_state,
         ..
     } = session;
     drop(registration);
+    // Out of every voice room (the members get a 125 without it).
+    if let Some(v) = voice_state {
+        voice::leave_all(&app, handle.id(), &v).await;
+    }
     // Chats still in flight are stored and fanned out whatever happens to
     // this socket: their replies do it (`answers.rs`).
     if handle.killed_with().is_none() {
@@ -117,6 +125,8 @@ struct Session<S> {
     typed: Vec<(Target, Instant)>,
     user: Option<(UserRef, Arc<str>)>,
     registration: Option<Registration>,
+    /// Voice rooms joined and the audio caps; made on first use.
+    voice: Option<Box<voice::VoiceState>>,
 }
 
 /// Why the main loop stopped.
@@ -196,6 +206,7 @@ where
         self.user.as_ref().expect("logged in").0.id
     }
 
+    /// A binary frame before login: closed as unsupported data.
     async fn binary(&self) -> Stop {
         self.send(&ServerFrame::error(
             ErrorCode::BinaryNotSupported,
@@ -267,7 +278,12 @@ where
                         return stop;
                     }
                 }
-                Message::Binary(_) => return Box::pin(self.binary()).await,
+                // Audio (voice rooms): errors are framed, not closes.
+                Message::Binary(b) => {
+                    if let Err(stop) = Box::pin(self.on_binary(b)).await {
+                        return stop;
+                    }
+                }
                 Message::Close(_) => return Stop::Gone,
                 _ => {} // ping/pong control frames: tungstenite answers pings
             }

@@ -2,8 +2,14 @@
 //! connection, batching every frame that is ready into one flush. A client
 //! that stops reading blocks only this task; the queue then fills and the
 //! socket is closed as a slow consumer (`socket.rs`).
+//!
+//! Audio (voice rooms) comes through the handle's separate audio lane: each
+//! round writes the queued text frames first, then the audio, so chat has
+//! priority and a listener that falls behind only loses its own oldest
+//! audio (the lane drops it), never a chat frame.
 
 use crate::socket::{close_reason, SocketHandle};
+use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use shared::close;
@@ -44,12 +50,19 @@ fn close_message(code: u16) -> Message {
     }))
 }
 
-async fn write_batch<S>(sink: &mut Sink<S>, batch: &mut Vec<Utf8Bytes>) -> Result<(), WsError>
+async fn write_batch<S>(
+    sink: &mut Sink<S>,
+    batch: &mut Vec<Utf8Bytes>,
+    audio: &mut Vec<Bytes>,
+) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     for t in batch.drain(..) {
         sink.feed(Message::Text(t)).await?;
+    }
+    for a in audio.drain(..) {
+        sink.feed(Message::Binary(a)).await?;
     }
     sink.flush().await
 }
@@ -65,6 +78,7 @@ pub(super) async fn write_loop<S>(
     // Grows on demand: most sockets are idle, and a preallocated batch of
     // 64 frames would cost 2 KiB per connection.
     let mut batch = Vec::new();
+    let mut audio = Vec::new();
     let killed = handle.killed();
     tokio::pin!(killed);
     let code = loop {
@@ -75,18 +89,27 @@ pub(super) async fn write_loop<S>(
                 if n == 0 {
                     break None;
                 }
-                handle.writing(true);
-                tokio::select! {
-                    biased;
-                    code = &mut killed => break Some(code),
-                    r = write_batch(&mut sink, &mut batch) => if r.is_err() {
-                        // The peer is gone: stop the reader too.
-                        handle.kill(close::NORMAL);
-                        return;
-                    },
-                }
-                handle.writing(false);
             }
+            _ = handle.audio_queued() => {}
+        }
+        // Text first (taken above), then whatever audio is waiting.
+        handle.take_audio(&mut audio);
+        if batch.is_empty() && audio.is_empty() {
+            continue;
+        }
+        handle.writing(true);
+        tokio::select! {
+            biased;
+            code = &mut killed => break Some(code),
+            r = write_batch(&mut sink, &mut batch, &mut audio) => if r.is_err() {
+                // The peer is gone: stop the reader too.
+                handle.kill(close::NORMAL);
+                return;
+            },
+        }
+        handle.writing(false);
+        if audio.capacity() > crate::socket::AUDIO_LANE {
+            audio = Vec::new();
         }
     };
     // Killed (or every sender gone): flush what is already queued, then

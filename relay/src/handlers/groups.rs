@@ -170,6 +170,7 @@ pub async fn leave(id: i64, app: Arc<App>, who: Authed) -> Result<impl Reply, Re
         user: who.user.id,
     };
     change(&app, op).await?;
+    crate::voice::evict(&app, GroupId(id), who.user.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,5 +196,7 @@ pub async fn remove(
         }
     };
     change(&app, op).await?;
+    // No longer a member: out of the group's voice room too.
+    crate::voice::evict(&app, group, UserId(user)).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -136,11 +136,30 @@ impl TestRelay {
 
     /// A relay on an existing database URL.
     pub async fn start_on(db: &str, args: &[&str], listen: &str) -> TestRelay {
+        let listener = TcpListener::bind(listen).await.expect("bind");
+        TestRelay::start_listening(db, args, listener).await
+    }
+
+    /// A relay on a fresh database whose sockets have a small kernel send
+    /// buffer (accepted sockets inherit the listener's): a client that
+    /// stops reading stalls the relay's writes to it within kilobytes.
+    pub async fn start_small_sndbuf(args: &[&str]) -> TestRelay {
+        let (db, dir) = fresh_db().await;
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_send_buffer_size(4096).expect("SO_SNDBUF");
+        sock.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let listener = sock.listen(1024).expect("listen");
+        let mut r = TestRelay::start_listening(&db, args, listener).await;
+        r._dir = dir;
+        r
+    }
+
+    /// A relay on `listener`.
+    pub async fn start_listening(db: &str, args: &[&str], listener: TcpListener) -> TestRelay {
         let mut argv: Vec<String> =
             vec!["--db".into(), db.into(), "--max-hashing".into(), "2".into()];
         argv.extend(args.iter().map(|s| s.to_string()));
         let config = Config::from_args(&argv).expect("valid test config");
-        let listener = TcpListener::bind(listen).await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay::run(listener, config, async {
@@ -275,9 +294,28 @@ impl TestRelay {
         Client { ws }
     }
 
+    /// A logged-in WebSocket whose kernel receive buffer is small: once
+    /// it stops reading, the relay's writes to it stall within kilobytes.
+    pub async fn login_small_rcvbuf(&self, s: &Session) -> Client {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = sock.connect(self.addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{}/ws", self.addr),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("WebSocket connect");
+        self.log_in(Client { ws }, s).await
+    }
+
     /// A logged-in WebSocket.
     pub async fn login(&self, s: &Session) -> Client {
-        let mut c = self.connect().await;
+        let c = self.connect().await;
+        self.log_in(c, s).await
+    }
+
+    async fn log_in(&self, mut c: Client, s: &Session) -> Client {
         c.send(&ClientFrame::Login {
             token: s.token.clone(),
         })
@@ -438,6 +476,34 @@ impl Client {
                 Ok(_) => continue,
             }
         }
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, b: Vec<u8>) {
+        self.ws.send(Message::Binary(b.into())).await.expect("send");
+    }
+
+    /// The next binary frame (text frames are skipped), or None on
+    /// timeout or close.
+    pub async fn try_recv_binary(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match m {
+                Ok(Message::Binary(b)) => return Some(b.to_vec()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// The next binary frame; panics on timeout.
+    pub async fn recv_binary(&mut self) -> Vec<u8> {
+        self.try_recv_binary(WAIT)
+            .await
+            .expect("a binary frame in time")
     }
 
     /// The next server frame; panics on timeout.

@@ -61,6 +61,16 @@ impl ClientFrame {
                 to: w.target().map_err(annotate)?,
                 seq: need(w.seq, "seq").map_err(annotate)?,
             },
+            TypeField::Code(ft::VOICE_JOIN) => ClientFrame::VoiceJoin {
+                group_id: need(w.group_id, "groupId").map_err(annotate)?,
+            },
+            TypeField::Code(ft::VOICE_LEAVE) => ClientFrame::VoiceLeave {
+                group_id: need(w.group_id, "groupId").map_err(annotate)?,
+            },
+            TypeField::Code(ft::VOICE_MUTE) => ClientFrame::VoiceMute {
+                group_id: need(w.group_id, "groupId").map_err(annotate)?,
+                muted: need(w.muted, "muted").map_err(annotate)?,
+            },
             other => {
                 return Err(annotate(FrameError::new(
                     ErrorCode::UnknownType,
@@ -103,6 +113,19 @@ impl ClientFrame {
                 w.set_target(*to);
                 w.seq = Some(*seq);
             }
+            ClientFrame::VoiceJoin { group_id } => {
+                w = Wire::of(ft::VOICE_JOIN);
+                w.group_id = Some(*group_id);
+            }
+            ClientFrame::VoiceLeave { group_id } => {
+                w = Wire::of(ft::VOICE_LEAVE);
+                w.group_id = Some(*group_id);
+            }
+            ClientFrame::VoiceMute { group_id, muted } => {
+                w = Wire::of(ft::VOICE_MUTE);
+                w.group_id = Some(*group_id);
+                w.muted = Some(*muted);
+            }
         }
         w.to_json()
     }
@@ -116,6 +139,9 @@ impl ClientFrame {
             ClientFrame::Ack { .. } => ft::ACK,
             ClientFrame::Typing { .. } => ft::TYPING,
             ClientFrame::Read { .. } => ft::READ,
+            ClientFrame::VoiceJoin { .. } => ft::VOICE_JOIN,
+            ClientFrame::VoiceLeave { .. } => ft::VOICE_LEAVE,
+            ClientFrame::VoiceMute { .. } => ft::VOICE_MUTE,
         }
     }
 }
@@ -236,6 +262,25 @@ impl ServerFrame {
                 w.by_id = e.by_id;
                 w.name = e.name.clone();
             }
+            ServerFrame::VoiceJoined {
+                group_id,
+                participants,
+                capacity,
+            } => {
+                w = Wire::of(ft::VOICE_JOINED);
+                w.group_id = Some(*group_id);
+                w.ok = Some(true);
+                w.participants = Some(participants.clone());
+                w.capacity = Some(*capacity);
+            }
+            ServerFrame::VoiceRoom {
+                group_id,
+                participants,
+            } => {
+                w = Wire::of(ft::VOICE_ROOM);
+                w.group_id = Some(*group_id);
+                w.participants = Some(participants.clone());
+            }
         }
         w.to_json()
     }
@@ -318,6 +363,15 @@ impl ServerFrame {
                 by_id: w.by_id,
                 name: w.name,
             }),
+            TypeField::Code(ft::VOICE_JOINED) => ServerFrame::VoiceJoined {
+                group_id: need(w.group_id, "groupId")?,
+                participants: w.participants.unwrap_or_default(),
+                capacity: w.capacity.unwrap_or_default(),
+            },
+            TypeField::Code(ft::VOICE_ROOM) => ServerFrame::VoiceRoom {
+                group_id: need(w.group_id, "groupId")?,
+                participants: w.participants.unwrap_or_default(),
+            },
             other => {
                 return Err(FrameError::new(
                     ErrorCode::UnknownType,

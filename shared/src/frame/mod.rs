@@ -77,6 +77,35 @@ pub enum ClientFrame {
         /// Highest `seq` the user has seen.
         seq: u64,
     },
+    /// Type 120: join the group's voice room (members only).
+    VoiceJoin {
+        /// The group.
+        group_id: GroupId,
+    },
+    /// Type 122: leave the group's voice room.
+    VoiceLeave {
+        /// The group.
+        group_id: GroupId,
+    },
+    /// Type 124: mute or unmute yourself in the group's voice room.
+    VoiceMute {
+        /// The group.
+        group_id: GroupId,
+        /// Muted or not.
+        muted: bool,
+    },
+}
+
+/// One participant of a voice room, in type 121 and 125 frames.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceParticipant {
+    /// The user.
+    pub user_id: UserId,
+    /// Their username.
+    pub username: String,
+    /// Whether they are muted.
+    pub muted: bool,
 }
 
 /// A chat message as the sender sends it.
@@ -192,6 +221,23 @@ pub enum ServerFrame {
     },
     /// Type 100: a group you are (or were) in changed.
     GroupEvent(GroupEvent),
+    /// Type 121: you joined the group's voice room.
+    VoiceJoined {
+        /// The group.
+        group_id: GroupId,
+        /// Everyone in the room, you included.
+        participants: Vec<VoiceParticipant>,
+        /// Most participants the room takes.
+        capacity: u32,
+    },
+    /// Type 125: the participants of a group's voice room changed; sent to
+    /// every online member. Empty: the call ended.
+    VoiceRoom {
+        /// The group.
+        group_id: GroupId,
+        /// Everyone in the room now.
+        participants: Vec<VoiceParticipant>,
+    },
 }
 
 /// What happened to a group.

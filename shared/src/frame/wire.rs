@@ -1,7 +1,7 @@
 //! The flat JSON form every frame shares, how it is parsed, and how a
 //! parse failure is turned into an error that names the field at fault.
 
-use super::{FrameError, GroupEventKind, Target};
+use super::{FrameError, GroupEventKind, Target, VoiceParticipant};
 use crate::codes::ErrorCode;
 use crate::frame::Content;
 use crate::ids::{GroupId, MsgId, UserId};
@@ -111,6 +111,12 @@ pub(super) struct Wire {
     pub(super) event: Option<GroupEventKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) muted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) participants: Option<Vec<VoiceParticipant>>,
 }
 
 impl Wire {
@@ -226,8 +232,8 @@ fn field_rule(name: &str) -> Option<FieldRule> {
         "fromId" | "toId" | "groupId" | "userId" | "byId" => id,
         "msgId" => msg_id,
         "content" => content,
-        "ok" | "online" => boolean,
-        "seq" | "prevSeq" | "ts" => integer,
+        "ok" | "online" | "muted" => boolean,
+        "seq" | "prevSeq" | "ts" | "capacity" => integer,
         _ => return None,
     })
 }

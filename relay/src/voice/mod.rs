@@ -1,0 +1,207 @@
+//! Voice rooms (issue 14), on one relay: a room per group, whose
+//! participants' audio frames are forwarded to each other and stored
+//! nowhere.
+//!
+//! - `rooms.rs`: one room's participants, capacity and mute;
+//! - this file: the registry of rooms, behind one short-held lock (never
+//!   held across an await nor during fan-out: callers get cloned handles
+//!   and send after it is released);
+//! - `connection/voice.rs`: the frames (120/122/124, binary audio) and the
+//!   per-socket caps.
+
+mod rooms;
+
+pub use rooms::{JoinError, Participant, SpeakError};
+
+use crate::hub::SMALL_GROUP;
+use crate::socket::{encode, SocketHandle};
+use crate::App;
+use rooms::Room;
+use shared::{GroupId, ServerFrame, UserId, VoiceParticipant};
+use std::collections::HashMap;
+
+/// A room's state after a change: who is in it now (for the 125 push),
+/// and the users in it (for groups too large to look up every member).
+#[derive(Debug)]
+pub struct Change {
+    /// The participant list now (empty: the call ended).
+    pub roster: Vec<VoiceParticipant>,
+    /// Users in the room before or after the change.
+    pub users: Vec<UserId>,
+}
+
+/// Every voice room on this relay.
+#[derive(Debug)]
+pub struct Voice {
+    capacity: u32,
+    rooms: parking_lot::Mutex<HashMap<GroupId, Room>>,
+}
+
+impl Voice {
+    /// No rooms yet; each takes at most `capacity` participants.
+    pub fn new(capacity: u32) -> Self {
+        Voice {
+            capacity,
+            rooms: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Most participants per room.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Adds a socket to a group's room (membership is the caller's check).
+    /// Returns the room after the join, and whether it changed.
+    pub fn join(&self, group: GroupId, p: Participant) -> Result<(Change, bool), JoinError> {
+        let mut rooms = self.rooms.lock();
+        let room = rooms.entry(group).or_default();
+        let joined = room.join(p, self.capacity);
+        let change = Change {
+            roster: room.roster(),
+            users: room.users(),
+        };
+        if room.is_empty() {
+            rooms.remove(&group);
+        }
+        joined.map(|changed| (change, changed))
+    }
+
+    /// Removes a socket from a room; None if it was not in it.
+    pub fn leave(&self, group: GroupId, socket: u64) -> Option<Change> {
+        let mut rooms = self.rooms.lock();
+        let room = rooms.get_mut(&group)?;
+        let mut users = room.users();
+        if !room.leave(socket) {
+            return None;
+        }
+        let roster = room.roster();
+        if room.is_empty() {
+            rooms.remove(&group);
+        }
+        users.dedup();
+        Some(Change { roster, users })
+    }
+
+    /// Removes every socket of `user` from a room (they left the group or
+    /// were removed from it); None if they had none there, else the room
+    /// after and how many sockets left.
+    pub fn evict(&self, group: GroupId, user: UserId) -> Option<(Change, usize)> {
+        let mut rooms = self.rooms.lock();
+        let room = rooms.get_mut(&group)?;
+        let mut users = room.users();
+        let gone = room.leave_user(user);
+        if gone == 0 {
+            return None;
+        }
+        let roster = room.roster();
+        if room.is_empty() {
+            rooms.remove(&group);
+        }
+        users.dedup();
+        Some((Change { roster, users }, gone))
+    }
+
+    /// Mutes or unmutes a socket. Err if it is not in the room; Ok(None)
+    /// if nothing changed.
+    pub fn mute(
+        &self,
+        group: GroupId,
+        socket: u64,
+        muted: bool,
+    ) -> Result<Option<Change>, SpeakError> {
+        let mut rooms = self.rooms.lock();
+        let room = rooms.get_mut(&group).ok_or(SpeakError::NotInRoom)?;
+        match room.mute(socket, muted) {
+            None => Err(SpeakError::NotInRoom),
+            Some(false) => Ok(None),
+            Some(true) => Ok(Some(Change {
+                roster: room.roster(),
+                users: room.users(),
+            })),
+        }
+    }
+
+    /// Where an audio frame from `socket` to `group`'s room goes: the
+    /// other participants' handles, cloned out of the lock.
+    pub fn listeners(&self, group: GroupId, socket: u64) -> Result<Vec<SocketHandle>, SpeakError> {
+        let rooms = self.rooms.lock();
+        rooms
+            .get(&group)
+            .ok_or(SpeakError::NotInRoom)?
+            .listeners(socket)
+    }
+
+    /// How many rooms have anyone in them.
+    pub fn rooms(&self) -> usize {
+        self.rooms.lock().len()
+    }
+}
+
+/// Sends a room's new participant list (type 125) to every online member
+/// of the group, in the room or not. For a group over `SMALL_GROUP`
+/// members, only to the users in the room (before or after the change).
+pub async fn announce(app: &App, group: GroupId, change: Change) {
+    let users = match app
+        .store
+        .small_group_members(group, SMALL_GROUP as u32)
+        .await
+    {
+        Ok(Some(members)) => members,
+        Ok(None) | Err(_) => change.users,
+    };
+    let frame = ServerFrame::VoiceRoom {
+        group_id: group,
+        participants: change.roster,
+    };
+    app.hub.offer_to_users(&users, &encode(&frame));
+}
+
+/// Takes a user who is no longer a member of `group` out of its room.
+pub async fn evict(app: &App, group: GroupId, user: UserId) {
+    if let Some((change, gone)) = app.voice.evict(group, user) {
+        app.metrics
+            .voice_participants
+            .fetch_sub(gone as i64, std::sync::atomic::Ordering::Relaxed);
+        // They get this 125 too (if it reaches them before the group
+        // change, it does not matter: both say they are out).
+        let mut change = change;
+        change.users.push(user);
+        announce(app, group, change).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(socket: u64) -> Participant {
+        Participant {
+            socket,
+            user: UserId(socket as i64),
+            username: "u".into(),
+            handle: SocketHandle::new(socket, 1).0,
+            muted: false,
+        }
+    }
+
+    #[test]
+    fn empty_rooms_are_removed() {
+        let v = Voice::new(1);
+        let g = GroupId(5);
+        let (c, changed) = v.join(g, p(1)).unwrap();
+        assert!(changed);
+        assert_eq!(c.roster.len(), 1);
+        assert_eq!(v.join(g, p(2)).unwrap_err(), JoinError::Full);
+        assert_eq!(v.rooms(), 1);
+        let c = v.leave(g, 1).unwrap();
+        assert!(c.roster.is_empty());
+        assert_eq!(c.users, vec![UserId(1)]);
+        assert_eq!(v.rooms(), 0);
+        assert!(v.leave(g, 1).is_none());
+        assert_eq!(v.mute(g, 1, true).unwrap_err(), SpeakError::NotInRoom);
+        let v0 = Voice::new(0);
+        assert!(v0.join(g, p(1)).is_err());
+        assert_eq!(v0.rooms(), 0);
+    }
+}
