@@ -16,9 +16,11 @@ pub mod validate;
 
 pub use codes::{close, frame_type, ErrorCode};
 pub use duration::parse_duration;
+#[cfg(feature = "voice")]
+pub use frame::VoiceParticipant;
 pub use frame::{
     ChatSend, ClientFrame, Content, ErrorFrame, FrameError, GroupEvent, GroupEventKind,
-    ServerFrame, Target, VoiceParticipant,
+    ServerFrame, Target,
 };
 pub use ids::{GroupId, MsgId, UserId};
 pub use message::ChatMessage;

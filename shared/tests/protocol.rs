@@ -506,6 +506,7 @@ fn social_frames_on_the_wire() {
     );
 }
 
+#[cfg(feature = "voice")]
 #[test]
 fn voice_frames_round_trip() {
     use shared::{GroupId, VoiceParticipant};

@@ -61,12 +61,15 @@ impl ClientFrame {
                 to: w.target().map_err(annotate)?,
                 seq: need(w.seq, "seq").map_err(annotate)?,
             },
+            #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_JOIN) => ClientFrame::VoiceJoin {
                 group_id: need(w.group_id, "groupId").map_err(annotate)?,
             },
+            #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_LEAVE) => ClientFrame::VoiceLeave {
                 group_id: need(w.group_id, "groupId").map_err(annotate)?,
             },
+            #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_MUTE) => ClientFrame::VoiceMute {
                 group_id: need(w.group_id, "groupId").map_err(annotate)?,
                 muted: need(w.muted, "muted").map_err(annotate)?,
@@ -113,14 +116,17 @@ impl ClientFrame {
                 w.set_target(*to);
                 w.seq = Some(*seq);
             }
+            #[cfg(feature = "voice")]
             ClientFrame::VoiceJoin { group_id } => {
                 w = Wire::of(ft::VOICE_JOIN);
                 w.group_id = Some(*group_id);
             }
+            #[cfg(feature = "voice")]
             ClientFrame::VoiceLeave { group_id } => {
                 w = Wire::of(ft::VOICE_LEAVE);
                 w.group_id = Some(*group_id);
             }
+            #[cfg(feature = "voice")]
             ClientFrame::VoiceMute { group_id, muted } => {
                 w = Wire::of(ft::VOICE_MUTE);
                 w.group_id = Some(*group_id);
@@ -139,8 +145,11 @@ impl ClientFrame {
             ClientFrame::Ack { .. } => ft::ACK,
             ClientFrame::Typing { .. } => ft::TYPING,
             ClientFrame::Read { .. } => ft::READ,
+            #[cfg(feature = "voice")]
             ClientFrame::VoiceJoin { .. } => ft::VOICE_JOIN,
+            #[cfg(feature = "voice")]
             ClientFrame::VoiceLeave { .. } => ft::VOICE_LEAVE,
+            #[cfg(feature = "voice")]
             ClientFrame::VoiceMute { .. } => ft::VOICE_MUTE,
         }
     }
@@ -262,6 +271,7 @@ impl ServerFrame {
                 w.by_id = e.by_id;
                 w.name = e.name.clone();
             }
+            #[cfg(feature = "voice")]
             ServerFrame::VoiceJoined {
                 group_id,
                 participants,
@@ -273,6 +283,7 @@ impl ServerFrame {
                 w.participants = Some(participants.clone());
                 w.capacity = Some(*capacity);
             }
+            #[cfg(feature = "voice")]
             ServerFrame::VoiceRoom {
                 group_id,
                 participants,
@@ -363,11 +374,13 @@ impl ServerFrame {
                 by_id: w.by_id,
                 name: w.name,
             }),
+            #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_JOINED) => ServerFrame::VoiceJoined {
                 group_id: need(w.group_id, "groupId")?,
                 participants: w.participants.unwrap_or_default(),
                 capacity: w.capacity.unwrap_or_default(),
             },
+            #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_ROOM) => ServerFrame::VoiceRoom {
                 group_id: need(w.group_id, "groupId")?,
                 participants: w.participants.unwrap_or_default(),

@@ -78,16 +78,19 @@ pub enum ClientFrame {
         seq: u64,
     },
     /// Type 120: join the group's voice room (members only).
+    #[cfg(feature = "voice")]
     VoiceJoin {
         /// The group.
         group_id: GroupId,
     },
     /// Type 122: leave the group's voice room.
+    #[cfg(feature = "voice")]
     VoiceLeave {
         /// The group.
         group_id: GroupId,
     },
     /// Type 124: mute or unmute yourself in the group's voice room.
+    #[cfg(feature = "voice")]
     VoiceMute {
         /// The group.
         group_id: GroupId,
@@ -99,6 +102,7 @@ pub enum ClientFrame {
 /// One participant of a voice room, in type 121 and 125 frames.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg(feature = "voice")]
 pub struct VoiceParticipant {
     /// The user.
     pub user_id: UserId,
@@ -222,6 +226,7 @@ pub enum ServerFrame {
     /// Type 100: a group you are (or were) in changed.
     GroupEvent(GroupEvent),
     /// Type 121: you joined the group's voice room.
+    #[cfg(feature = "voice")]
     VoiceJoined {
         /// The group.
         group_id: GroupId,
@@ -232,6 +237,7 @@ pub enum ServerFrame {
     },
     /// Type 125: the participants of a group's voice room changed; sent to
     /// every online member. Empty: the call ended.
+    #[cfg(feature = "voice")]
     VoiceRoom {
         /// The group.
         group_id: GroupId,

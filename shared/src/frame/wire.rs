@@ -1,7 +1,9 @@
 //! The flat JSON form every frame shares, how it is parsed, and how a
 //! parse failure is turned into an error that names the field at fault.
 
-use super::{FrameError, GroupEventKind, Target, VoiceParticipant};
+#[cfg(feature = "voice")]
+use super::VoiceParticipant;
+use super::{FrameError, GroupEventKind, Target};
 use crate::codes::ErrorCode;
 use crate::frame::Content;
 use crate::ids::{GroupId, MsgId, UserId};
@@ -112,10 +114,13 @@ pub(super) struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg(feature = "voice")]
     pub(super) muted: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg(feature = "voice")]
     pub(super) capacity: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg(feature = "voice")]
     pub(super) participants: Option<Vec<VoiceParticipant>>,
 }
 
