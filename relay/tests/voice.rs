@@ -55,6 +55,7 @@ async fn room(c: &mut Client, group: GroupId) -> Vec<String> {
         if let ServerFrame::VoiceRoom {
             group_id,
             participants,
+            ..
         } = c
             .recv_where(|f| matches!(f, ServerFrame::VoiceRoom { .. }))
             .await
@@ -490,5 +491,67 @@ async fn leaving_or_being_removed_from_the_group_leaves_its_room() {
     assert_eq!(status, 204);
     room_is(&mut c[0], g, &["alice"]).await;
     relay.wait_metric("ferrochat_voice_participants", 1).await;
+    relay.stop().await;
+}
+
+/// The next 125 for `group`: its change number and usernames.
+async fn numbered_room(c: &mut Client, group: GroupId) -> (u64, Vec<String>) {
+    loop {
+        if let ServerFrame::VoiceRoom {
+            group_id,
+            participants,
+            seq,
+        } = c
+            .recv_where(|f| matches!(f, ServerFrame::VoiceRoom { .. }))
+            .await
+        {
+            if group_id == group {
+                return (seq, participants.into_iter().map(|p| p.username).collect());
+            }
+        }
+    }
+}
+
+/// Announcements run after the room's lock is released and may race, so
+/// every 121 and 125 carries the change's number: it grows with each
+/// change, also across a call that ended and started again, and a 121
+/// carries the same number as the 125 of the same join.
+#[tokio::test]
+async fn room_changes_are_numbered_so_a_stale_push_can_be_told() {
+    let relay = TestRelay::start(&[]).await;
+    let u = users(&relay, &["nalice", "nbob", "ncarol"]).await;
+    let g = relay.group(&u[0], "numbered", false, &[&u[1], &u[2]]).await;
+    let (mut alice, mut bob, mut carol) = (
+        relay.login(&u[0]).await,
+        relay.login(&u[1]).await,
+        relay.login(&u[2]).await,
+    );
+    let mut seen = Vec::new();
+    alice.send(&ClientFrame::VoiceJoin { group_id: g }).await;
+    let joined = match alice
+        .recv_where(|f| matches!(f, ServerFrame::VoiceJoined { .. }))
+        .await
+    {
+        ServerFrame::VoiceJoined { seq, .. } => seq,
+        _ => unreachable!(),
+    };
+    let (first, names) = numbered_room(&mut carol, g).await;
+    assert_eq!((first, names), (joined, vec!["nalice".to_string()]));
+    seen.push(first);
+    bob.send(&ClientFrame::VoiceJoin { group_id: g }).await;
+    seen.push(numbered_room(&mut carol, g).await.0);
+    bob.send(&ClientFrame::VoiceLeave { group_id: g }).await;
+    seen.push(numbered_room(&mut carol, g).await.0);
+    alice.send(&ClientFrame::VoiceLeave { group_id: g }).await;
+    let (ended, names) = numbered_room(&mut carol, g).await;
+    assert!(names.is_empty(), "the call ended");
+    seen.push(ended);
+    // A new call in the same group goes on counting.
+    bob.send(&ClientFrame::VoiceJoin { group_id: g }).await;
+    seen.push(numbered_room(&mut carol, g).await.0);
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "change numbers grow: {seen:?}"
+    );
     relay.stop().await;
 }

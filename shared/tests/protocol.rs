@@ -545,14 +545,17 @@ fn voice_frames_round_trip() {
             group_id: GroupId(3),
             participants: p.clone(),
             capacity: 50,
+            seq: 7,
         },
         ServerFrame::VoiceRoom {
             group_id: GroupId(3),
             participants: vec![],
+            seq: 8,
         },
         ServerFrame::VoiceRoom {
             group_id: GroupId(3),
             participants: p,
+            seq: 9,
         },
     ] {
         assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
@@ -560,6 +563,7 @@ fn voice_frames_round_trip() {
     let room = ServerFrame::VoiceRoom {
         group_id: GroupId(3),
         participants: vec![],
+        seq: 1,
     };
     assert!(room.encode().contains(r#""participants":[]"#));
 }

@@ -115,6 +115,7 @@ where
                     group_id: group,
                     participants: change.roster.clone(),
                     capacity,
+                    seq: change.seq,
                 };
                 let sent = self.send(&answer).await;
                 if changed {

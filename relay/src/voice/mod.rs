@@ -28,6 +28,8 @@ pub struct Change {
     pub roster: Vec<VoiceParticipant>,
     /// Users in the room before or after the change.
     pub users: Vec<UserId>,
+    /// The change number (the 121/125 `seq`).
+    pub seq: u64,
 }
 
 /// Every voice room on this relay.
@@ -35,6 +37,12 @@ pub struct Change {
 pub struct Voice {
     capacity: u32,
     rooms: parking_lot::Mutex<HashMap<GroupId, Room>>,
+    /// Changes made so far to any room, counted under the rooms' lock: the
+    /// 121/125 `seq`, so members can drop a push that arrives after a later
+    /// one (announcements run after the lock is released, and may race).
+    /// One counter for every room, so a room that empties and starts again
+    /// keeps growing.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Voice {
@@ -43,7 +51,15 @@ impl Voice {
         Voice {
             capacity,
             rooms: parking_lot::Mutex::new(HashMap::new()),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The next change number; called with the rooms' lock held.
+    fn next_change(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
     }
 
     /// Most participants per room.
@@ -60,6 +76,7 @@ impl Voice {
         let change = Change {
             roster: room.roster(),
             users: room.users(),
+            seq: self.next_change(),
         };
         if room.is_empty() {
             rooms.remove(&group);
@@ -80,7 +97,11 @@ impl Voice {
             rooms.remove(&group);
         }
         users.dedup();
-        Some(Change { roster, users })
+        Some(Change {
+            roster,
+            users,
+            seq: self.next_change(),
+        })
     }
 
     /// Removes every socket of `user` from a room (they left the group or
@@ -99,7 +120,14 @@ impl Voice {
             rooms.remove(&group);
         }
         users.dedup();
-        Some((Change { roster, users }, gone))
+        Some((
+            Change {
+                roster,
+                users,
+                seq: self.next_change(),
+            },
+            gone,
+        ))
     }
 
     /// Mutes or unmutes a socket. Err if it is not in the room; Ok(None)
@@ -118,6 +146,7 @@ impl Voice {
             Some(true) => Ok(Some(Change {
                 roster: room.roster(),
                 users: room.users(),
+                seq: self.next_change(),
             })),
         }
     }
@@ -153,6 +182,7 @@ pub async fn announce(app: &App, group: GroupId, change: Change) {
     let frame = ServerFrame::VoiceRoom {
         group_id: group,
         participants: change.roster,
+        seq: change.seq,
     };
     app.hub.offer_to_users(&users, &encode(&frame));
 }

@@ -276,8 +276,10 @@ impl ServerFrame {
                 group_id,
                 participants,
                 capacity,
+                seq,
             } => {
                 w = Wire::of(ft::VOICE_JOINED);
+                w.seq = Some(*seq);
                 w.group_id = Some(*group_id);
                 w.ok = Some(true);
                 w.participants = Some(participants.clone());
@@ -287,8 +289,10 @@ impl ServerFrame {
             ServerFrame::VoiceRoom {
                 group_id,
                 participants,
+                seq,
             } => {
                 w = Wire::of(ft::VOICE_ROOM);
+                w.seq = Some(*seq);
                 w.group_id = Some(*group_id);
                 w.participants = Some(participants.clone());
             }
@@ -379,11 +383,13 @@ impl ServerFrame {
                 group_id: need(w.group_id, "groupId")?,
                 participants: w.participants.unwrap_or_default(),
                 capacity: w.capacity.unwrap_or_default(),
+                seq: w.seq.unwrap_or_default(),
             },
             #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_ROOM) => ServerFrame::VoiceRoom {
                 group_id: need(w.group_id, "groupId")?,
                 participants: w.participants.unwrap_or_default(),
+                seq: w.seq.unwrap_or_default(),
             },
             other => {
                 return Err(FrameError::new(

@@ -234,6 +234,8 @@ pub enum ServerFrame {
         participants: Vec<VoiceParticipant>,
         /// Most participants the room takes.
         capacity: u32,
+        /// The room's change number (see `VoiceRoom::seq`).
+        seq: u64,
     },
     /// Type 125: the participants of a group's voice room changed; sent to
     /// every online member. Empty: the call ended.
@@ -243,6 +245,10 @@ pub enum ServerFrame {
         group_id: GroupId,
         /// Everyone in the room now.
         participants: Vec<VoiceParticipant>,
+        /// The change number: it grows with every change to any room of
+        /// the relay, so a 121 or 125 with a lower `seq` than one already
+        /// applied for the group is stale (pushes may arrive out of order).
+        seq: u64,
     },
 }
 
