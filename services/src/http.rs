@@ -6,9 +6,9 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// `GET path` on `addr`; the response's status code. Fails if nothing
-/// listens, or no status line comes within `timeout`.
-pub(crate) fn get_status(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<u16> {
+/// Connects to `addr` and sends `GET path` (`Connection: close`), with
+/// `timeout` on the connect, every read and every write.
+fn request(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<TcpStream> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -16,6 +16,13 @@ pub(crate) fn get_status(addr: SocketAddr, path: &str, timeout: Duration) -> io:
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
+    Ok(s)
+}
+
+/// `GET path` on `addr`; the response's status code. Fails if nothing
+/// listens, or no status line comes within `timeout`.
+pub(crate) fn get_status(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<u16> {
+    let mut s = request(addr, path, timeout)?;
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") {
@@ -39,13 +46,7 @@ pub(crate) fn get_status(addr: SocketAddr, path: &str, timeout: Duration) -> io:
 /// `GET path` on `addr`: the status code and the body (everything after
 /// the headers; the relay's small answers are not chunked).
 pub(crate) fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut s = request(addr, path, timeout)?;
     let mut all = Vec::new();
     s.read_to_end(&mut all)?;
     let status = parse_status(&all).ok_or_else(|| {
