@@ -14,7 +14,6 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-release";
@@ -23,66 +22,22 @@ const APP_NAME: &str = "ferrochat";
 /// Largest acceptable download, wasm + JS, gzipped: the first visit on a slow
 /// mobile link should stay in the low seconds.
 pub const BUDGET_GZIP_BYTES: u64 = 250_000;
-/// binaryen release installed from npm when no usable `wasm-opt` is on PATH.
-const BINARYEN_NPM: &str = "binaryen@132";
-/// Older binaryen (Debian's 108) mis-handles the wasm today's rustc emits.
-const MIN_WASM_OPT_VERSION: u32 = 116;
-/// Features rustc's wasm32 target enables by default; wasm-opt must be told,
-/// or it rejects (or miscompiles) the instructions that use them.
-const WASM_OPT_FEATURES: &[&str] = &[
-    "--enable-bulk-memory",
-    "--enable-nontrapping-float-to-int",
-    "--enable-sign-ext",
-    "--enable-mutable-globals",
-    "--enable-reference-types",
-    "--enable-multivalue",
-];
-
+/// Output stem of the voice module (`frontend-voice`), imported by the app
+/// after login, so it is not part of the first download.
+const VOICE_NAME: &str = "voice";
+/// The voice module's own limit, gzipped: it loads while the user reads
+/// their chats, but a phone on a slow link should still get it in seconds.
+pub const VOICE_BUDGET_GZIP_BYTES: u64 = 120_000;
 /// Builds the SPA into `out` (`out/index.html`, `out/assets/…`).
 pub fn dist(out: &Path) -> Result<()> {
     let root = util::workspace_root();
     util::ensure_rustup("target", &[WASM_TARGET])?;
-    util::run(util::cargo().args([
-        "build",
-        "-p",
-        "frontend",
-        "--lib",
-        "--target",
-        WASM_TARGET,
-        "--profile",
-        PROFILE,
-    ]))?;
     let target = util::target_dir();
-    let wasm_in = target.join(WASM_TARGET).join(PROFILE).join("frontend.wasm");
-
-    // wasm-bindgen: JS glue + the processed module, into a scratch dir.
     let scratch = target.join("xtask-dist");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
-    // wasm-bindgen may warn that `strip = true` removed the target_features
-    // section: harmless, it then detects reference types from the module's
-    // exports (see frontend/README.md).
-    eprintln!("xtask: wasm-bindgen (web) {}", wasm_in.display());
-    wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm_in)
-        .out_name(APP_NAME)
-        .web(true)?
-        .typescript(false)
-        // Symbol names only matter for debugging; users should not download
-        // them even if the profile stops stripping.
-        .remove_name_section(true)
-        .remove_producers_section(true)
-        .generate(&scratch)
-        .map_err(|e| format!("wasm-bindgen failed: {e:#}"))?;
-    if scratch.join("snippets").exists() {
-        return Err("the wasm-bindgen output has JS snippets; dist does not ship them yet".into());
-    }
-    let js = fs::read(scratch.join(format!("{APP_NAME}.js")))?;
-    let bg = scratch.join(format!("{APP_NAME}_bg.wasm"));
-    let wasm = match optimize(&bg, &target) {
-        Some(optimized) => optimized,
-        None => fs::read(&bg)?,
-    };
+    let (js, wasm) = module("frontend", "frontend", APP_NAME, &scratch)?;
+    let (voice_js, voice_wasm) = module("frontend-voice", "frontend_voice", VOICE_NAME, &scratch)?;
     let css = fs::read(root.join("frontend/style.css"))?;
     let template = fs::read_to_string(root.join("index.html"))?;
 
@@ -93,9 +48,23 @@ pub fn dist(out: &Path) -> Result<()> {
     let js_name = hashed(APP_NAME, "js", &js);
     let wasm_name = hashed(APP_NAME, "wasm", &wasm);
     let css_name = hashed("style", "css", &css);
-    let html = render_index(&template, &css_name, &js_name, &wasm_name)?;
+    let voice_js_name = hashed(VOICE_NAME, "js", &voice_js);
+    let voice_wasm_name = hashed(VOICE_NAME, "wasm", &voice_wasm);
+    let html = render_index(
+        &template,
+        &css_name,
+        &js_name,
+        &wasm_name,
+        (&voice_js_name, &voice_wasm_name),
+    )?;
     let mut written = vec![];
-    for (name, bytes) in [(&js_name, &js), (&wasm_name, &wasm), (&css_name, &css)] {
+    for (name, bytes) in [
+        (&js_name, &js),
+        (&wasm_name, &wasm),
+        (&css_name, &css),
+        (&voice_js_name, &voice_js),
+        (&voice_wasm_name, &voice_wasm),
+    ] {
         let p = assets.join(name);
         fs::write(&p, bytes)?;
         written.push(p);
@@ -132,10 +101,16 @@ pub fn dist(out: &Path) -> Result<()> {
         kb(total),
         kb(BUDGET_GZIP_BYTES)
     );
+    let voice_total = gz_sizes[3] + gz_sizes[4];
+    println!(
+        "  voice module (loaded after login) js+wasm gzip {:.1} kB (budget {:.0} kB)  /assets/{voice_wasm_name}",
+        kb(voice_total),
+        kb(VOICE_BUDGET_GZIP_BYTES)
+    );
     fs::write(
         out.join("build-info.json"),
         format!(
-            "{{\n  \"wasmJsGzipBytes\": {total},\n  \"wasmBytes\": {},\n  \"jsBytes\": {},\n  \"wasmGzipBytes\": {wasm_gz},\n  \"jsGzipBytes\": {js_gz},\n  \"budgetGzipBytes\": {BUDGET_GZIP_BYTES},\n  \"js\": \"/assets/{js_name}\",\n  \"wasm\": \"/assets/{wasm_name}\",\n  \"css\": \"/assets/{css_name}\"\n}}\n",
+            "{{\n  \"wasmJsGzipBytes\": {total},\n  \"wasmBytes\": {},\n  \"jsBytes\": {},\n  \"wasmGzipBytes\": {wasm_gz},\n  \"jsGzipBytes\": {js_gz},\n  \"budgetGzipBytes\": {BUDGET_GZIP_BYTES},\n  \"js\": \"/assets/{js_name}\",\n  \"wasm\": \"/assets/{wasm_name}\",\n  \"css\": \"/assets/{css_name}\",\n  \"voiceJsWasmGzipBytes\": {voice_total},\n  \"voiceWasm\": \"/assets/{voice_wasm_name}\"\n}}\n",
             wasm.len(),
             js.len()
         ),
@@ -146,7 +121,64 @@ pub fn dist(out: &Path) -> Result<()> {
         )
         .into());
     }
+    if voice_total > VOICE_BUDGET_GZIP_BYTES {
+        return Err(format!(
+            "the voice module is {voice_total} bytes gzipped, over its {VOICE_BUDGET_GZIP_BYTES}-byte budget"
+        )
+        .into());
+    }
     Ok(())
+}
+
+/// Builds one wasm crate (`package`, whose wasm file is `lib.wasm`) on its
+/// own cargo invocation (so features do not unify across the two modules:
+/// the app's `shared` stays without the voice frames), generates its JS
+/// glue as `name.js`, and returns the glue and the module to ship.
+fn module(package: &str, lib: &str, name: &str, scratch: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    util::run(util::cargo().args([
+        "build",
+        "-p",
+        package,
+        "--lib",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        PROFILE,
+    ]))?;
+    let target = util::target_dir();
+    let wasm_in = target
+        .join(WASM_TARGET)
+        .join(PROFILE)
+        .join(format!("{lib}.wasm"));
+    // wasm-bindgen may warn that `strip = true` removed the target_features
+    // section: harmless, it then detects reference types from the module's
+    // exports (see frontend/README.md).
+    eprintln!("xtask: wasm-bindgen (web) {}", wasm_in.display());
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm_in)
+        .out_name(name)
+        .web(true)?
+        .typescript(false)
+        // Symbol names only matter for debugging; users should not download
+        // them even if the profile stops stripping.
+        .remove_name_section(true)
+        .remove_producers_section(true)
+        .generate(scratch)
+        .map_err(|e| format!("wasm-bindgen failed: {e:#}"))?;
+    if scratch.join("snippets").exists() {
+        return Err("the wasm-bindgen output has JS snippets; dist does not ship them yet".into());
+    }
+    let js = fs::read(scratch.join(format!("{name}.js")))?;
+    let wasm = crate::wasm_opt::optimize(&scratch.join(format!("{name}_bg.wasm")), &target)?;
+    Ok((js, wasm))
+}
+
+/// The gzip (best) size of `data`.
+pub fn gzip_len(data: &[u8]) -> usize {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data)
+        .and_then(|()| gz.finish())
+        .map_or(usize::MAX, |v| v.len())
 }
 
 /// `name-<first 16 hex digits of sha256>.ext`.
@@ -159,7 +191,13 @@ pub fn hashed(name: &str, ext: &str, bytes: &[u8]) -> String {
 /// Turns trunk's `index.html` into the production one: trunk's
 /// `data-trunk` links go, the hashed stylesheet, a module preload and the
 /// loader script come in.
-pub fn render_index(template: &str, css: &str, js: &str, wasm: &str) -> Result<String> {
+pub fn render_index(
+    template: &str,
+    css: &str,
+    js: &str,
+    wasm: &str,
+    voice: (&str, &str),
+) -> Result<String> {
     let mut html = String::with_capacity(template.len() + 512);
     let mut rest = template;
     while let Some(start) = rest.find("<link") {
@@ -190,10 +228,13 @@ pub fn render_index(template: &str, css: &str, js: &str, wasm: &str) -> Result<S
             "  <link rel=\"modulepreload\" href=\"/assets/{js}\">\n",
             "  <link rel=\"preload\" href=\"/assets/{wasm}\" as=\"fetch\" type=\"application/wasm\" crossorigin>\n",
             "  <script type=\"module\">import init from '/assets/{js}'; init({{module_or_path:'/assets/{wasm}'}});</script>\n",
+            "  <meta name=\"ferrochat-voice\" content=\"/assets/{vjs}\" data-wasm=\"/assets/{vwasm}\">\n",
         ),
         css = css,
         js = js,
-        wasm = wasm
+        wasm = wasm,
+        vjs = voice.0,
+        vwasm = voice.1,
     );
     html.insert_str(head_end, &inject);
     Ok(html)
@@ -223,109 +264,6 @@ fn sibling(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Runs `wasm-opt -Oz` if a recent enough one can be found or installed.
-/// Returns the module to ship, or `None` to ship the input as it is.
-///
-/// rustc's `opt-level = "z"` output is already dense: `-Oz` cuts the raw
-/// size by ~12% but the result can compress *worse* (measured: +3% gzip,
-/// +1% brotli). What users wait for is the compressed download, so the
-/// optimized module is kept only when it is not larger gzipped.
-fn optimize(wasm: &Path, target: &Path) -> Option<Vec<u8>> {
-    let Some(tool) = find_wasm_opt(target) else {
-        eprintln!(
-            "xtask: warning: no usable wasm-opt (binaryen >= {MIN_WASM_OPT_VERSION}) on PATH and no npm to install one; shipping the wasm unoptimized"
-        );
-        return None;
-    };
-    let out = wasm.with_extension("opt.wasm");
-    let mut cmd = Command::new(&tool);
-    cmd.arg("-Oz")
-        .args(WASM_OPT_FEATURES)
-        .arg(wasm)
-        .arg("-o")
-        .arg(&out);
-    let (before, after) =
-        match util::run(&mut cmd).and_then(|()| Ok((fs::read(wasm)?, fs::read(&out)?))) {
-            Ok(pair) => pair,
-            Err(e) => {
-                eprintln!("xtask: warning: wasm-opt failed ({e}); shipping the wasm unoptimized");
-                return None;
-            }
-        };
-    let (gz_before, gz_after) = (gzip_len(&before), gzip_len(&after));
-    let keep = gz_after <= gz_before;
-    eprintln!(
-        "xtask: wasm-opt -Oz: raw {} -> {} bytes, gzip {gz_before} -> {gz_after} bytes; shipping the {} module",
-        before.len(),
-        after.len(),
-        if keep { "optimized" } else { "unoptimized (smaller download)" }
-    );
-    keep.then_some(after)
-}
-
-fn gzip_len(data: &[u8]) -> usize {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(data)
-        .and_then(|()| gz.finish())
-        .map_or(usize::MAX, |v| v.len())
-}
-
-/// `wasm-opt` from PATH if recent enough, else from binaryen's npm package
-/// (installed once into `<target>/tools/binaryen`).
-fn find_wasm_opt(target: &Path) -> Option<PathBuf> {
-    if let Some(p) = util::which("wasm-opt") {
-        match wasm_opt_version(&p) {
-            Some(v) if v >= MIN_WASM_OPT_VERSION => return Some(p),
-            v => eprintln!(
-                "xtask: ignoring {} (version {v:?}, need >= {MIN_WASM_OPT_VERSION})",
-                p.display()
-            ),
-        }
-    }
-    let dir = target.join("tools/binaryen");
-    let bin = dir.join("node_modules/.bin/wasm-opt");
-    if wasm_opt_version(&bin).is_some() {
-        return Some(bin);
-    }
-    if !util::works("npm") || !util::works("node") {
-        return None;
-    }
-    fs::create_dir_all(&dir).ok()?;
-    let installed = util::run(Command::new("npm").args([
-        "install",
-        "--prefix",
-        &dir.to_string_lossy(),
-        "--no-audit",
-        "--no-fund",
-        "--loglevel=error",
-        BINARYEN_NPM,
-    ]));
-    if let Err(e) = installed {
-        eprintln!("xtask: warning: could not install {BINARYEN_NPM} with npm: {e}");
-        return None;
-    }
-    wasm_opt_version(&bin).map(|_| bin)
-}
-
-/// The binaryen version a `wasm-opt` reports (`wasm-opt version 132 (…)`).
-fn wasm_opt_version(p: &Path) -> Option<u32> {
-    let o = Command::new(p).arg("--version").output().ok()?;
-    if !o.status.success() {
-        return None;
-    }
-    parse_wasm_opt_version(&String::from_utf8_lossy(&o.stdout))
-}
-
-fn parse_wasm_opt_version(s: &str) -> Option<u32> {
-    let after = &s[s.find("version")? + "version".len()..];
-    after
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +283,14 @@ mod tests {
 
     #[test]
     fn index_drops_trunk_links_and_loads_hashed_assets() {
-        let html = render_index(TEMPLATE, "style-1.css", "app-2.js", "app-3.wasm").unwrap();
+        let html = render_index(
+            TEMPLATE,
+            "style-1.css",
+            "app-2.js",
+            "app-3.wasm",
+            ("v-4.js", "v-5.wasm"),
+        )
+        .unwrap();
         assert!(!html.contains("data-trunk"), "{html}");
         assert!(html.contains(r#"<link rel="icon" href="data:,">"#));
         assert!(html.contains(r#"<link rel="stylesheet" href="/assets/style-1.css">"#));
@@ -356,6 +301,9 @@ mod tests {
         // Injected inside <head>, and no blank lines left where links were.
         let head = &html[..html.find("</head>").unwrap()];
         assert!(head.contains("/assets/app-3.wasm"));
+        assert!(head.contains(
+            r#"<meta name="ferrochat-voice" content="/assets/v-4.js" data-wasm="/assets/v-5.wasm">"#
+        ));
         assert!(!html.contains("\n\n"), "{html}");
         assert!(html.contains("  <meta charset=\"utf-8\">\n  <link rel=\"icon\""));
         assert!(html.contains("<title>ferrochat</title>\n  <link rel=\"stylesheet\""));
@@ -363,8 +311,8 @@ mod tests {
 
     #[test]
     fn index_without_head_is_an_error() {
-        assert!(render_index("<html></html>", "a", "b", "c").is_err());
-        assert!(render_index("<head><link data-trunk", "a", "b", "c").is_err());
+        assert!(render_index("<html></html>", "a", "b", "c", ("d", "e")).is_err());
+        assert!(render_index("<head><link data-trunk", "a", "b", "c", ("d", "e")).is_err());
     }
 
     #[test]
@@ -374,16 +322,6 @@ mod tests {
         assert_ne!(a, hashed("app", "js", b"two"));
         // sha256("one") starts 7692c3ad3540bb80.
         assert_eq!(a, "app-7692c3ad3540bb80.js");
-    }
-
-    #[test]
-    fn wasm_opt_versions() {
-        assert_eq!(
-            parse_wasm_opt_version("wasm-opt version 132 (version_132)"),
-            Some(132)
-        );
-        assert_eq!(parse_wasm_opt_version("wasm-opt version 108"), Some(108));
-        assert_eq!(parse_wasm_opt_version("garbage"), None);
     }
 
     #[test]

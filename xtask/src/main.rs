@@ -17,6 +17,7 @@ mod test;
 #[cfg(test)]
 mod tidy;
 mod util;
+mod wasm_opt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

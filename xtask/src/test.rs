@@ -66,6 +66,28 @@ pub fn test() -> Result<()> {
             }),
         ),
         (
+            // The browser-only code (cfg wasm32) is invisible to the native
+            // clippy above.
+            "clippy (wasm32: the web app and the voice module)",
+            Box::new(|| {
+                util::ensure_rustup("target", &["wasm32-unknown-unknown"])?;
+                for package in ["frontend", "frontend-voice"] {
+                    util::run(util::cargo().args([
+                        "clippy",
+                        "-p",
+                        package,
+                        "--lib",
+                        "--target",
+                        "wasm32-unknown-unknown",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ]))?;
+                }
+                Ok(())
+            }),
+        ),
+        (
             "setup: browser and backing services",
             Box::new(|| {
                 ensure_browser()?;
@@ -138,11 +160,13 @@ pub fn test() -> Result<()> {
     Ok(())
 }
 
-/// Installs Debian's Chromium and chromedriver when missing.
+/// Installs Debian's Chromium, chromedriver and espeak-ng when missing.
 fn ensure_browser() -> Result<()> {
     install::ensure(&[
         Need::new("chromium", || Path::new(CHROMIUM).exists()),
         Need::new("chromium-driver", || Path::new(CHROMEDRIVER).exists()),
+        // The voice test's fake microphone plays speech made at test time.
+        Need::new("espeak-ng", || util::works("espeak-ng")),
     ])?;
     Ok(())
 }

@@ -34,12 +34,17 @@ impl Browser {
     /// profile (returned: it must live as long as the session), not yet on
     /// any page. `base` is the app's URL; `label` names the browser in
     /// messages.
-    pub(super) async fn launch(driver_url: &str, label: &str, base: String) -> (Browser, TempDir) {
+    pub(super) async fn launch(
+        driver_url: &str,
+        label: &str,
+        base: String,
+        extra: &[String],
+    ) -> (Browser, TempDir) {
         let profile = tempfile::Builder::new()
             .prefix("e2e-chromium-")
             .tempdir()
             .unwrap();
-        let args = [
+        let mut args = vec![
             "--headless".to_string(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -55,6 +60,7 @@ impl Browser {
             "--password-store=basic".into(),
             "--lang=en-US".into(),
         ];
+        args.extend_from_slice(extra);
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args },

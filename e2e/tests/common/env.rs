@@ -207,6 +207,11 @@ impl Env {
     /// A new browser (own WebDriver session, own fresh profile), not yet on
     /// any page. `label` names it in logs and artifacts.
     pub async fn browser(&self, label: &str) -> Browser {
+        self.browser_with(label, &[]).await
+    }
+
+    /// [`Env::browser`] with extra Chromium flags (a fake microphone…).
+    pub async fn browser_with(&self, label: &str, flags: &[String]) -> Browser {
         assert!(
             !self
                 .inner
@@ -217,7 +222,7 @@ impl Env {
                 .any(|o| o.browser.label == label),
             "browser label {label} used twice"
         );
-        let (b, profile) = Browser::launch(&self.inner.driver_url, label, self.url()).await;
+        let (b, profile) = Browser::launch(&self.inner.driver_url, label, self.url(), flags).await;
         self.inner.browsers.lock().unwrap().push(OpenBrowser {
             browser: b.clone(),
             profile,

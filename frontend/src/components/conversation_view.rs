@@ -127,6 +127,10 @@ pub fn conversation_view(props: &Props) -> Html {
                 </div>
                 { for members_btn }
             </header>
+            // The voice panel's place: the voice module draws into it.
+            if let (ConvKey::Group(id), false) = (c.key, c.read_only()) {
+                <div key={id.0} id="voice-slot" class="voice-slot" data-group={id.0.to_string()}></div>
+            }
             <div class="conv-body">
                 <div class="conv-main">
                     <MessageList conversation={c.clone()} now={props.now} tz={props.tz}

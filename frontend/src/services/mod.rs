@@ -12,6 +12,7 @@ pub mod search;
 pub mod storage;
 pub mod sync;
 pub mod throttle;
+pub mod voice;
 pub mod ws;
 
 /// Milliseconds since the Unix epoch (browser clock).

@@ -18,6 +18,7 @@
 
 use crate::services::backoff::Backoff;
 use crate::services::heartbeat::{Beat, Heartbeat, LOGIN_TIMEOUT_MS};
+use crate::services::voice::{self, Deliver, Port};
 use crate::services::{now_ms, random};
 use crate::state::{Action, ConnStatus};
 use futures_core::Stream;
@@ -32,7 +33,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Event;
 use yew::Callback;
 
@@ -69,6 +70,10 @@ struct Inner {
     waker: Option<Waker>,
     /// `window.ononline`: the network is back, skip the backoff.
     on_online: Option<Closure<dyn FnMut(Event)>>,
+    /// The voice module (`services/voice.rs`).
+    voice: Port,
+    /// The function the voice module sends through.
+    voice_send: Option<Closure<dyn FnMut(JsValue) -> bool>>,
 }
 
 impl Inner {
@@ -126,6 +131,8 @@ impl Connection {
             tick: false,
             waker: None,
             on_online: None,
+            voice: Port::Idle,
+            voice_send: None,
         }));
         let on_online = Closure::<dyn FnMut(Event)>::new({
             let weak = Rc::downgrade(&inner);
@@ -164,6 +171,13 @@ impl Connection {
     /// Closes for good (logout, or the app unmounts). Never called from the
     /// `online` listener, so that closure is not running when dropped here.
     pub fn stop(&self) {
+        let module = match std::mem::replace(&mut self.inner.borrow_mut().voice, Port::Off) {
+            Port::Ready(m) => Some(m),
+            _ => None,
+        };
+        if let Some(m) = module {
+            voice::close(&m);
+        }
         let mut i = self.inner.borrow_mut();
         i.stopped = true;
         i.drop_socket();
@@ -236,7 +250,7 @@ async fn run(rc: Rc<RefCell<Inner>>) {
                 gone.emit(());
                 return;
             }
-            End::Dropped => {}
+            End::Dropped => to_voice(&rc, Deliver::Online(false)),
         }
         let (attempt, delay) = {
             let mut i = rc.borrow_mut();
@@ -295,8 +309,8 @@ async fn session(rc: &Rc<RefCell<Inner>>) -> End {
                     return end;
                 }
             }
-            // The relay sends text only.
-            Wake::Socket(Some(Ok(Message::Bytes(_)))) => {}
+            // Binary frames are voice rooms' audio.
+            Wake::Socket(Some(Ok(Message::Bytes(b)))) => to_voice(rc, Deliver::Binary(b)),
             Wake::Socket(Some(Err(WebSocketError::ConnectionClose(e)))) => {
                 return if e.code == close::LOGGED_OUT {
                     // The token was revoked (logout in another tab).
@@ -420,11 +434,13 @@ fn tick(rc: &Rc<RefCell<Inner>>) -> bool {
 /// One frame from the relay; `Some` when it ends the session.
 fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
     let Ok(frame) = ServerFrame::decode(text) else {
+        // Frames the app does not know (voice rooms' 121 and 125).
+        to_voice(rc, Deliver::Text(text.to_owned()));
         return None;
     };
     let now = now_ms();
     let mut action = None;
-    let mut logged_in = false;
+    let mut logged_in = None;
     {
         let mut i = rc.borrow_mut();
         match frame {
@@ -435,12 +451,17 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
                 i.send(&ClientFrame::Ack { msg_id: p.msg_id });
                 action = Some(Action::Frame { frame, now });
             }
-            ServerFrame::LoginOk { .. } => {
+            ServerFrame::LoginOk { user_id, .. } => {
                 i.heartbeat = Some(Heartbeat::new(now));
                 i.backoff.reset();
                 i.ever_online = true;
                 action = Some(Action::SocketLoggedIn { now });
-                logged_in = true;
+                logged_in = Some(user_id.0);
+            }
+            ServerFrame::Error(ref e) if voice::is_voice_error(e) => {
+                drop(i);
+                to_voice(rc, Deliver::Text(text.to_owned()));
+                return None;
             }
             ServerFrame::LoginFailed { code, .. } => {
                 if code == ErrorCode::InvalidToken {
@@ -460,15 +481,88 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
     if let Some(a) = action {
         dispatch(rc, a);
     }
-    if logged_in {
+    if let Some(me) = logged_in {
         // After a (re)login, resend everything still waiting for its 81,
         // with the same clientMsgId: the relay dedupes.
         let pending = rc.borrow().hooks.pending.clone();
         let frames = pending();
-        let mut i = rc.borrow_mut();
-        for f in &frames {
-            i.send(f);
+        {
+            let mut i = rc.borrow_mut();
+            for f in &frames {
+                i.send(f);
+            }
         }
+        start_voice(rc, me);
+        to_voice(rc, Deliver::Online(true));
     }
     None
+}
+
+/// Hands the voice module what is its own (queued while it loads).
+fn to_voice(rc: &Rc<RefCell<Inner>>, what: Deliver) {
+    let module = rc.borrow_mut().voice.route(&what);
+    if let Some(m) = module {
+        voice::deliver(&m, what);
+    }
+}
+
+/// Imports the voice module after the first login.
+fn start_voice(rc: &Rc<RefCell<Inner>>, me: i64) {
+    let send = {
+        let mut i = rc.borrow_mut();
+        if !i.voice.begin() {
+            return;
+        }
+        let weak = Rc::downgrade(rc);
+        let f = Closure::<dyn FnMut(JsValue) -> bool>::new(move |data: JsValue| {
+            let Some(rc) = weak.upgrade() else {
+                return false;
+            };
+            let Ok(mut i) = rc.try_borrow_mut() else {
+                return false;
+            };
+            let msg = match data.as_string() {
+                Some(t) => Message::Text(t),
+                None => Message::Bytes(js_sys::Uint8Array::new(&data).to_vec()),
+            };
+            let logged_in = i.logged_in();
+            match i.socket.as_mut() {
+                Some(ws) if logged_in && matches!(ws.state(), State::Open) => {
+                    Pin::new(ws).start_send(msg).is_ok()
+                }
+                _ => false,
+            }
+        });
+        let send: js_sys::Function = f.as_ref().unchecked_ref::<js_sys::Function>().clone();
+        i.voice_send = Some(f);
+        send
+    };
+    let weak = Rc::downgrade(rc);
+    wasm_bindgen_futures::spawn_local(async move {
+        let loaded = voice::load(&send, me).await;
+        let Some(rc) = weak.upgrade() else {
+            return;
+        };
+        let (module, backlog, online) = {
+            let mut i = rc.borrow_mut();
+            let backlog = match std::mem::take(&mut i.voice) {
+                Port::Loading(b) => b,
+                _ => Vec::new(),
+            };
+            match loaded {
+                Ok(m) if !i.stopped => {
+                    i.voice = Port::Ready(m.clone());
+                    (m, backlog, i.logged_in())
+                }
+                _ => {
+                    i.voice = Port::Off;
+                    return;
+                }
+            }
+        };
+        voice::deliver(&module, Deliver::Online(online));
+        for t in backlog {
+            voice::deliver(&module, Deliver::Text(t));
+        }
+    });
 }
