@@ -180,8 +180,8 @@ async fn pump(
         {
             return;
         }
-        let Ok(data) = Reflect::get(&result, &"value".into())
-            .and_then(|v| v.dyn_into::<AudioData>())
+        let Ok(data) =
+            Reflect::get(&result, &"value".into()).and_then(|v| v.dyn_into::<AudioData>())
         else {
             return;
         };

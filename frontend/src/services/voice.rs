@@ -11,8 +11,10 @@
 //! logins and drops; the module sends through a function the app gives it.
 //! Everything is called outside the connection's `RefCell` borrow.
 
+use gloo_net::websocket::Message;
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use shared::{ErrorCode, ErrorFrame};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -82,6 +84,49 @@ impl Port {
     }
 }
 
+impl Port {
+    /// The import finished: the module and the frames queued meanwhile,
+    /// unless it failed or the connection stopped.
+    pub fn attach(
+        &mut self,
+        loaded: Result<Module, JsValue>,
+        stopped: bool,
+    ) -> Option<(Module, Vec<String>)> {
+        let backlog = match std::mem::replace(self, Port::Off) {
+            Port::Loading(b) => b,
+            _ => Vec::new(),
+        };
+        match loaded {
+            Ok(m) if !stopped => {
+                *self = Port::Ready(m.clone());
+                Some((m, backlog))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                web_sys::console::warn_2(&"voice rooms unavailable:".into(), &e);
+                None
+            }
+        }
+    }
+}
+
+/// The function the module sends through: a string goes out as a text
+/// frame, anything else (a `Uint8Array`) as a binary one; `put` sends it
+/// if the socket is logged in.
+pub fn sender(put: impl Fn(Message) -> bool + 'static) -> Closure<dyn FnMut(JsValue) -> bool> {
+    Closure::new(move |data: JsValue| {
+        put(match data.as_string() {
+            Some(t) => Message::Text(t),
+            None => Message::Bytes(Uint8Array::new(&data).to_vec()),
+        })
+    })
+}
+
+/// Imports the module in the background and hands the result to `done`.
+pub fn spawn_load(send: Function, me: i64, done: impl FnOnce(Result<Module, JsValue>) + 'static) {
+    wasm_bindgen_futures::spawn_local(async move { done(load(&send, me).await) });
+}
+
 /// Hands `what` to the module.
 pub fn deliver(m: &Module, what: Deliver) {
     match what {
@@ -113,7 +158,7 @@ pub fn is_voice_error(e: &ErrorFrame) -> bool {
 
 /// Imports the module named by the page and constructs its `Voice` with
 /// `send` (the socket) and this user's id. Err: voice is not available.
-pub async fn load(send: &Function, me: i64) -> Result<Module, JsValue> {
+async fn load(send: &Function, me: i64) -> Result<Module, JsValue> {
     let meta = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| {

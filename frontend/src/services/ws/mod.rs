@@ -32,10 +32,13 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
+use voice_link::{start_voice, to_voice};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Event;
 use yew::Callback;
+
+mod voice_link;
 
 /// How the connection talks back to the app.
 #[derive(Clone)]
@@ -84,10 +87,13 @@ impl Inner {
     /// Puts a frame on the open socket. gloo-net's `start_send` sends at
     /// once (the browser buffers), so no `.await` is needed.
     fn send(&mut self, frame: &ClientFrame) -> bool {
+        self.put(Message::Text(frame.encode()))
+    }
+
+    /// [`Inner::send`] for any message (the voice module's text and audio).
+    fn put(&mut self, msg: Message) -> bool {
         match self.socket.as_mut() {
-            Some(ws) if matches!(ws.state(), State::Open) => Pin::new(ws)
-                .start_send(Message::Text(frame.encode()))
-                .is_ok(),
+            Some(ws) if matches!(ws.state(), State::Open) => Pin::new(ws).start_send(msg).is_ok(),
             _ => false,
         }
     }
@@ -496,73 +502,4 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) -> Option<End> {
         to_voice(rc, Deliver::Online(true));
     }
     None
-}
-
-/// Hands the voice module what is its own (queued while it loads).
-fn to_voice(rc: &Rc<RefCell<Inner>>, what: Deliver) {
-    let module = rc.borrow_mut().voice.route(&what);
-    if let Some(m) = module {
-        voice::deliver(&m, what);
-    }
-}
-
-/// Imports the voice module after the first login.
-fn start_voice(rc: &Rc<RefCell<Inner>>, me: i64) {
-    let send = {
-        let mut i = rc.borrow_mut();
-        if !i.voice.begin() {
-            return;
-        }
-        let weak = Rc::downgrade(rc);
-        let f = Closure::<dyn FnMut(JsValue) -> bool>::new(move |data: JsValue| {
-            let Some(rc) = weak.upgrade() else {
-                return false;
-            };
-            let Ok(mut i) = rc.try_borrow_mut() else {
-                return false;
-            };
-            let msg = match data.as_string() {
-                Some(t) => Message::Text(t),
-                None => Message::Bytes(js_sys::Uint8Array::new(&data).to_vec()),
-            };
-            let logged_in = i.logged_in();
-            match i.socket.as_mut() {
-                Some(ws) if logged_in && matches!(ws.state(), State::Open) => {
-                    Pin::new(ws).start_send(msg).is_ok()
-                }
-                _ => false,
-            }
-        });
-        let send: js_sys::Function = f.as_ref().unchecked_ref::<js_sys::Function>().clone();
-        i.voice_send = Some(f);
-        send
-    };
-    let weak = Rc::downgrade(rc);
-    wasm_bindgen_futures::spawn_local(async move {
-        let loaded = voice::load(&send, me).await;
-        let Some(rc) = weak.upgrade() else {
-            return;
-        };
-        let (module, backlog, online) = {
-            let mut i = rc.borrow_mut();
-            let backlog = match std::mem::take(&mut i.voice) {
-                Port::Loading(b) => b,
-                _ => Vec::new(),
-            };
-            match loaded {
-                Ok(m) if !i.stopped => {
-                    i.voice = Port::Ready(m.clone());
-                    (m, backlog, i.logged_in())
-                }
-                _ => {
-                    i.voice = Port::Off;
-                    return;
-                }
-            }
-        };
-        voice::deliver(&module, Deliver::Online(online));
-        for t in backlog {
-            voice::deliver(&module, Deliver::Text(t));
-        }
-    });
 }
