@@ -9,15 +9,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-/// Which relay has `nth` user's socket, given the users-online gauges.
-async fn placement(env: &Env) -> Vec<i64> {
-    let mut online = Vec::new();
-    for i in 0..env.nodes().len() {
-        online.push(env.node_metric(i, "ferrochat_users_online").await);
-    }
-    online
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_survives_the_loss_of_a_relay() {
     run_cluster(
@@ -25,39 +16,9 @@ async fn a_conversation_survives_the_loss_of_a_relay() {
         2,
         |env| async move {
             let (alice_name, alice) = env.signed_up("alice").await;
-            wait_until("alice's socket is on a relay", WAIT, || {
-                let env = env.clone();
-                async move {
-                    let p = placement(&env).await;
-                    (p.iter().sum::<i64>() == 1)
-                        .then_some(())
-                        .ok_or(format!("{p:?}"))
-                }
-            })
-            .await;
-            let alice_node = placement(&env).await.iter().position(|n| *n == 1).unwrap();
+            let alice_node = env.node_of_only_user().await;
             let (bob_name, bob) = env.signed_up("bob").await;
-            // nginx balances by open connections: bob's socket lands on the
-            // other relay (a reload moves it if it did not).
-            wait_until(
-                "bob's socket is on the other relay",
-                Duration::from_secs(60),
-                || {
-                    let (env, bob) = (env.clone(), bob.clone());
-                    async move {
-                        let p = placement(&env).await;
-                        if p[alice_node] == 1 && p.iter().sum::<i64>() == 2 {
-                            return Ok(());
-                        }
-                        if p.iter().sum::<i64>() == 2 {
-                            bob.reload().await;
-                            bob.wait_connected(WAIT).await;
-                        }
-                        Err(format!("users online per relay: {p:?}"))
-                    }
-                },
-            )
-            .await;
+            env.until_apart(alice_node, &bob).await;
 
             alice.open_chat_via_search(&bob_name).await;
             let before = "Across two relays";

@@ -5,7 +5,9 @@
 //! The app imports the voice module (`frontend-voice`) after login, as in
 //! production.
 //!
-//! Saves `e2e-artifacts/voice-room.png` (the listener's view) on every run.
+//! Once on one relay, once across two relays of a cluster. Saves
+//! `e2e-artifacts/voice-room.png` and `voice-room-cluster.png` (the
+//! listener's view) on every run.
 
 mod common;
 
@@ -98,82 +100,108 @@ async fn wait_people(b: &Browser, names: &[&str]) {
 /// alice (speech on her fake microphone) starts a call in a group; bob,
 /// before joining, sees that a call is going on and who is in it; he joins;
 /// his page decodes and plays alice's audio (frames decoded, analyser level
-/// above silence) and marks her as speaking; when he leaves, alice sees him
-/// go.
+/// above silence) and marks her as speaking; alice mutes and bob sees it;
+/// when he leaves, alice sees him go; when alice closes her browser, the
+/// call ends in bob's view.
+async fn a_call(
+    env: &Env,
+    (alice_name, alice): (String, Browser),
+    (bob_name, bob): (String, Browser),
+    shot: &str,
+) {
+    let group = "Standup";
+    alice.create_group(group, false).await;
+    alice.add_member(&bob_name).await;
+    bob.wait_for(&conv_group(group)).await;
+    bob.open_group(group).await;
+
+    // No call yet; alice starts one.
+    alice.click("#voice-slot [data-action=\"join\"]").await;
+    wait_people(&alice, &[&alice_name]).await;
+    // bob is not in it, but sees it and who is there.
+    wait_people(&bob, &[&alice_name]).await;
+    bob.wait_text("#voice-slot .voice-title", WAIT, "a call of one", |t| {
+        t == "Call: 1 person"
+    })
+    .await;
+    bob.click("#voice-slot [data-action=\"join\"]").await;
+    wait_people(&bob, &[&alice_name, &bob_name]).await;
+    wait_people(&alice, &[&alice_name, &bob_name]).await;
+
+    // bob's page decodes alice's Opus frames and plays them: 100 frames is
+    // two seconds of speech; the analyser after the decoder hears more
+    // than silence; alice shows as speaking.
+    let heard = wait_until("bob decodes and plays alice's audio", WAIT, || async {
+        let p = panel(&bob).await?;
+        let ok = p["decoded"].as_u64() >= Some(100)
+            && p["played"].as_u64() >= Some(50)
+            && p["heard"].as_f64() > Some(0.01);
+        if ok {
+            Ok(p)
+        } else {
+            Err(p.to_string())
+        }
+    })
+    .await;
+    eprintln!("voice: bob's panel {heard}");
+    let alice_sent = panel(&alice).await.unwrap();
+    assert!(alice_sent["sent"].as_u64() >= Some(100), "{alice_sent}");
+    wait_until("bob sees alice speaking", WAIT, || async {
+        let p = panel(&bob).await?;
+        let speaking = p["people"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["name"] == alice_name.as_str() && x["speaking"] == true)
+        });
+        if speaking {
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    })
+    .await;
+    bob.save_screenshot(shot).await;
+
+    // Mute: bob sees alice muted.
+    alice.click("#voice-slot [data-action=\"mute\"]").await;
+    bob.wait_for("#voice-slot li .voice-muted").await;
+
+    bob.click("#voice-slot [data-action=\"leave\"]").await;
+    wait_people(&alice, &[&alice_name]).await;
+    // Closing alice's browser ends the call in bob's view.
+    env.close_browser(alice).await;
+    wait_people(&bob, &[]).await;
+}
+
+/// [`a_call`] on one relay. Saves `e2e-artifacts/voice-room.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_speaker_is_heard_in_another_browser() {
     run("a_speaker_is_heard_in_another_browser", |env| async move {
         let dir = tempfile::tempdir().unwrap();
         let wav = speech(dir.path());
-        let (alice_name, bob_name) = (env.username("alice"), env.username("bob"));
-        let alice = env.browser_with("alice", &fake_mic(Some(&wav))).await;
-        let bob = env.browser_with("bob", &fake_mic(None)).await;
-        for (b, name) in [(&alice, &alice_name), (&bob, &bob_name)] {
-            b.open().await;
-            b.register(name).await;
-            b.wait_connected(WAIT).await;
-        }
-        let group = "Standup";
-        alice.create_group(group, false).await;
-        alice.add_member(&bob_name).await;
-        bob.wait_for(&conv_group(group)).await;
-        bob.open_group(group).await;
-
-        // No call yet; alice starts one.
-        alice.click("#voice-slot [data-action=\"join\"]").await;
-        wait_people(&alice, &[&alice_name]).await;
-        // bob is not in it, but sees it and who is there.
-        wait_people(&bob, &[&alice_name]).await;
-        bob.wait_text("#voice-slot .voice-title", WAIT, "a call of one", |t| {
-            t == "Call: 1 person"
-        })
-        .await;
-        bob.click("#voice-slot [data-action=\"join\"]").await;
-        wait_people(&bob, &[&alice_name, &bob_name]).await;
-        wait_people(&alice, &[&alice_name, &bob_name]).await;
-
-        // bob's page decodes alice's Opus frames and plays them: 100
-        // frames is two seconds of speech; the analyser after the decoder
-        // hears more than silence; alice shows as speaking.
-        let heard = wait_until("bob decodes and plays alice's audio", WAIT, || async {
-            let p = panel(&bob).await?;
-            let ok = p["decoded"].as_u64() >= Some(100)
-                && p["played"].as_u64() >= Some(50)
-                && p["heard"].as_f64() > Some(0.01);
-            if ok {
-                Ok(p)
-            } else {
-                Err(p.to_string())
-            }
-        })
-        .await;
-        eprintln!("voice: bob's panel {heard}");
-        let alice_sent = panel(&alice).await.unwrap();
-        assert!(alice_sent["sent"].as_u64() >= Some(100), "{alice_sent}");
-        wait_until("bob sees alice speaking", WAIT, || async {
-            let p = panel(&bob).await?;
-            let speaking = p["people"].as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|x| x["name"] == alice_name.as_str() && x["speaking"] == true)
-            });
-            if speaking {
-                Ok(())
-            } else {
-                Err(p.to_string())
-            }
-        })
-        .await;
-        bob.save_screenshot("voice-room.png").await;
-
-        // Mute: alice's frames stop, and bob sees her muted.
-        alice.click("#voice-slot [data-action=\"mute\"]").await;
-        bob.wait_for("#voice-slot li .voice-muted").await;
-
-        bob.click("#voice-slot [data-action=\"leave\"]").await;
-        wait_people(&alice, &[&alice_name]).await;
-        // Closing alice's tab ends the call for bob's view.
-        env.close_browser(alice).await;
-        wait_people(&bob, &[]).await;
+        let alice = env.signed_up_with("alice", &fake_mic(Some(&wav))).await;
+        let bob = env.signed_up_with("bob", &fake_mic(None)).await;
+        a_call(&env, alice, bob, "voice-room.png").await;
     })
+    .await;
+}
+
+/// [`a_call`] with alice and bob on two relays of a cluster (behind
+/// nginx): the room and the audio cross through Redis. Saves
+/// `e2e-artifacts/voice-room-cluster.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speaker_is_heard_across_two_relays() {
+    run_cluster(
+        "a_speaker_is_heard_across_two_relays",
+        2,
+        |env| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let wav = speech(dir.path());
+            let alice = env.signed_up_with("alice", &fake_mic(Some(&wav))).await;
+            let alice_node = env.node_of_only_user().await;
+            let bob = env.signed_up_with("bob", &fake_mic(None)).await;
+            env.until_apart(alice_node, &bob.1).await;
+            a_call(&env, alice, bob, "voice-room-cluster.png").await;
+        },
+    )
     .await;
 }

@@ -60,12 +60,64 @@ impl Env {
     /// A new user in a new browser session, signed up and connected: the
     /// start of most scenarios. Returns the username and the browser.
     pub async fn signed_up(&self, role: &str) -> (String, Browser) {
+        self.signed_up_with(role, &[]).await
+    }
+
+    /// [`Env::signed_up`] in a browser with extra Chromium flags.
+    pub async fn signed_up_with(&self, role: &str, flags: &[String]) -> (String, Browser) {
         let name = self.username(role);
-        let browser = self.browser(role).await;
+        let browser = self.browser_with(role, flags).await;
         browser.open().await;
         browser.register(&name).await;
         browser.wait_connected(WAIT).await;
         (name, browser)
+    }
+
+    /// Users online per relay of the cluster (its gauges).
+    pub async fn online_per_node(&self) -> Vec<i64> {
+        let mut online = Vec::new();
+        for i in 0..self.nodes().len() {
+            online.push(self.node_metric(i, "ferrochat_users_online").await);
+        }
+        online
+    }
+
+    /// The relay of the one user signed in so far.
+    pub async fn node_of_only_user(&self) -> usize {
+        wait_until(
+            "the first user's socket is on a relay",
+            WAIT,
+            || async move {
+                let p = self.online_per_node().await;
+                if p.iter().sum::<i64>() == 1 {
+                    Ok(p.iter().position(|n| *n == 1).unwrap())
+                } else {
+                    Err(format!("{p:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until `second`'s socket is on another relay than `first_node`
+    /// (nginx balances by open connections; a reload moves it if not).
+    pub async fn until_apart(&self, first_node: usize, second: &Browser) {
+        wait_until(
+            "the second user's socket is on the other relay",
+            Duration::from_secs(60),
+            || async move {
+                let p = self.online_per_node().await;
+                if p[first_node] == 1 && p.iter().sum::<i64>() == 2 {
+                    return Ok(());
+                }
+                if p.iter().sum::<i64>() == 2 {
+                    second.reload().await;
+                    second.wait_connected(WAIT).await;
+                }
+                Err(format!("users online per relay: {p:?}"))
+            },
+        )
+        .await
     }
 }
 
