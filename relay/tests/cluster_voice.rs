@@ -362,3 +362,64 @@ async fn chat_across_relays_flows_while_fifty_participants_send_audio() {
     assert!(r0.metric("ferrochat_cluster_voice_published_total").await > 0);
     assert!(r1.metric("ferrochat_cluster_voice_received_total").await > 0);
 }
+
+/// Leaving or being removed from the group through one relay takes the
+/// user's sockets on the other relay out of the room.
+#[tokio::test]
+async fn a_removal_through_one_relay_takes_the_member_out_on_another() {
+    let c = TestCluster::start(2, &[]).await;
+    let (r0, r1) = (c.relay(0), c.relay(1));
+    let alice = r0.register("ralice").await;
+    let bob = r1.register("rbob").await;
+    let g = r0.group(&alice, "call", false, &[&bob]).await;
+    let (mut a, mut b) = (r0.login(&alice).await, r1.login(&bob).await);
+    join(&mut a, g).await;
+    join(&mut b, g).await;
+    room_is(&mut a, g, &["ralice", "rbob"]).await;
+    // The owner removes bob, through relay 0; bob's socket is on relay 1.
+    let (status, _, _) = r0
+        .request(
+            "DELETE",
+            &format!("/api/groups/{g}/members/{}", bob.user_id),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    room_is(&mut a, g, &["ralice"]).await;
+    room_is(&mut b, g, &["ralice"]).await;
+    // Relay 1 took him out too: his audio is refused there.
+    b.send_binary(audio_frame(g, 1, b"still here?")).await;
+    assert_eq!(error(&mut b).await.code, ErrorCode::NotInRoom);
+    r1.wait_metric("ferrochat_voice_participants", 0).await;
+}
+
+/// Without Redis a join is refused at once with `unavailable`, and chat on
+/// the relay goes on; when Redis is back, joins work again.
+#[tokio::test]
+async fn without_redis_a_join_is_refused_at_once_and_chat_goes_on() {
+    let mut c = TestCluster::start(2, &[]).await;
+    let alice = c.relay(0).register("ualice").await;
+    let bob = c.relay(0).register("ubob").await;
+    let g = c.relay(0).group(&alice, "call", false, &[&bob]).await;
+    let mut a = c.relay(0).login(&alice).await;
+    let mut b = c.relay(0).login(&bob).await;
+    c.redis.stop().unwrap();
+    let r0 = c.relay(0);
+    common::eventually("relay 0 sees Redis gone", || async {
+        (r0.get("/healthz", None).await.0 == 503).then_some(())
+    })
+    .await;
+    let e = try_join(&mut a, g).await.unwrap_err();
+    assert_eq!(
+        (e.code, e.req_type.as_deref()),
+        (ErrorCode::Unavailable, Some("120"))
+    );
+    // Chat between two users on this relay is unaffected.
+    a.chat(bob.user_id, "no-redis", "still chatting").await;
+    let (id, _, _) = common::next_resp(&mut a).await;
+    assert_eq!(common::next_push(&mut b).await.msg_id, id);
+    c.redis.start_again().unwrap();
+    c.wait_linked(0).await;
+    assert_eq!(join(&mut a, g).await.names, ["ualice"]);
+}

@@ -271,6 +271,9 @@ impl VoiceLink {
         if self.s.voice.mute(group, socket, muted).is_err() {
             return Err(VoiceError::NotInRoom);
         }
+        if !self.s.ready() {
+            return Err(VoiceError::Unavailable);
+        }
         let args = [
             field(&self.s.node, socket),
             if muted { "1" } else { "0" }.to_string(),

@@ -212,7 +212,14 @@ pub async fn announce(app: &App, group: GroupId, change: Change) {
 /// sockets (`cluster/voice_loops.rs`).
 pub async fn announce_here(store: &dyn Store, hub: &Hub, group: GroupId, change: Change) {
     let users = match store.small_group_members(group, SMALL_GROUP as u32).await {
-        Ok(Some(members)) => members,
+        // With the users the change concerns: one just removed from the
+        // group is no longer a member, and hears that he is out too.
+        Ok(Some(mut members)) => {
+            members.extend(change.users);
+            members.sort_unstable();
+            members.dedup();
+            members
+        }
         Ok(None) | Err(_) => change.users,
     };
     let frame = ServerFrame::VoiceRoom {
