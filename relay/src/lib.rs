@@ -64,8 +64,9 @@ pub struct App {
     pub throttle: throttle::Throttle,
     /// This relay's cluster membership, when run with `--redis`.
     pub cluster: Option<Arc<cluster::Cluster>>,
-    /// Voice rooms on this relay.
-    pub voice: voice::Voice,
+    /// Voice rooms on this relay (in a cluster: this relay's participants;
+    /// the rooms themselves are in Redis, `cluster.voice()`).
+    pub voice: Arc<voice::Voice>,
     shutting_down: AtomicBool,
 }
 
@@ -108,6 +109,7 @@ pub async fn run(
         .await
         .map_err(|e| Error::Config(e.to_string()))??
     };
+    let rooms = Arc::new(voice::Voice::new(config.voice_capacity));
     let cluster = match &config.redis {
         Some(url) => {
             if !config.db.starts_with("postgres") {
@@ -115,8 +117,14 @@ pub async fn run(
                     "--redis (cluster mode) needs a shared postgres:// database".into(),
                 ));
             }
-            let c =
-                cluster::Cluster::start(&config, url, hub.clone(), store.clone(), metrics.clone())?;
+            let c = cluster::Cluster::start(
+                &config,
+                url,
+                hub.clone(),
+                store.clone(),
+                metrics.clone(),
+                rooms.clone(),
+            )?;
             hub.link(c.clone());
             Some(c)
         }
@@ -125,7 +133,7 @@ pub async fn run(
     let app = Arc::new(App {
         throttle: throttle::Throttle::new(&config),
         cluster,
-        voice: voice::Voice::new(config.voice_capacity),
+        voice: rooms,
         config,
         store,
         hub,

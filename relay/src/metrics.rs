@@ -180,6 +180,17 @@ metrics! {
     counter cluster_recovered_total: "ferrochat_cluster_recovered_total",
     /// Cluster: 1 while subscribed to Redis and the probe comes back.
     gauge cluster_link_up: "ferrochat_cluster_link_up",
+    /// Cluster voice: audio frames published for the other relays (one per
+    /// frame per room, whatever the number of relays listening).
+    counter cluster_voice_published_total: "ferrochat_cluster_voice_published_total",
+    /// Cluster voice: audio frames not published (the voice queue was full
+    /// or Redis was unreachable): audio never waits.
+    counter cluster_voice_dropped_total: "ferrochat_cluster_voice_dropped_total",
+    /// Cluster voice: audio frames received from the other relays.
+    counter cluster_voice_received_total: "ferrochat_cluster_voice_received_total",
+    /// Cluster voice: room changes received on the control channel (or
+    /// found by a resync) and applied here.
+    counter cluster_voice_changes_total: "ferrochat_cluster_voice_changes_total",
 }
 
 #[cfg(test)]

@@ -16,6 +16,10 @@
 //!   TTL, and the users each relay has online, so a relay that dies is
 //!   noticed within the TTL, its users go offline, and the others catch up
 //!   on what it committed but never published;
+//! - **voice rooms** (`voice.rs`, `voice_loops.rs`, `voice_redis.rs`): the
+//!   rooms' rosters in Redis, changed by Lua scripts (capacity holds
+//!   across relays), a control channel for their changes, and a channel
+//!   per room for audio, on connections and a thread of their own;
 //! - **health**: `/healthz` answers 503 with the reason while Redis is
 //!   unreachable or this relay's own probe event stops coming back (a
 //!   subscription that stalled silently is dropped and made again).
@@ -29,6 +33,11 @@
 mod catchup;
 mod link;
 mod nodes;
+mod voice;
+mod voice_loops;
+mod voice_redis;
+
+pub use voice::{Joined, VoiceError, VoiceLink};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -97,6 +106,7 @@ struct Shared {
 /// This relay's membership of a cluster.
 pub struct Cluster {
     shared: Arc<Shared>,
+    voice: VoiceLink,
     tx: mpsc::Sender<Outgoing>,
     /// Test-only: chats not to publish (`FERROCHAT_FAULT=publish:<body>`).
     fault: crate::fatal::Fault,
@@ -112,11 +122,14 @@ impl Cluster {
         hub: Arc<Hub>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        rooms: Arc<crate::voice::Voice>,
     ) -> Result<Arc<Cluster>> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::Config(format!("Redis URL {url:?}: {e}")))?;
         let node: Arc<str> = match &config.node_id {
-            Some(id) if !id.is_empty() && !id.contains(':') => id.as_str().into(),
+            Some(id) if !id.is_empty() && id.len() <= 200 && !id.contains([':', '\n', '|']) => {
+                id.as_str().into()
+            }
             Some(id) => return Err(Error::Config(format!("bad node id {id:?}"))),
             None => generated_node_id().into(),
         };
@@ -136,8 +149,26 @@ impl Cluster {
             check_every: config.cluster_check,
         });
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (voice_tx, voice_rx) = mpsc::channel(voice::AUDIO_QUEUE);
+        let vs = Arc::new(voice::VShared {
+            node: shared.node.clone(),
+            cluster: shared.clone(),
+            voice: rooms,
+            main: tokio::runtime::Handle::current(),
+            conn: parking_lot::Mutex::new(None),
+            subscribed: AtomicBool::new(false),
+            purged: AtomicBool::new(false),
+            views: parking_lot::Mutex::new(Default::default()),
+            rooms_changed: Notify::new(),
+            resync: Notify::new(),
+            orphans: parking_lot::Mutex::new(Vec::new()),
+        });
         let cluster = Arc::new(Cluster {
             shared,
+            voice: VoiceLink {
+                s: vs.clone(),
+                tx: voice_tx,
+            },
             tx,
             fault: crate::fatal::Fault::from_env(),
         });
@@ -146,7 +177,7 @@ impl Cluster {
         // The link's two loops get a thread of their own: on the relay's
         // runtime they queue behind every socket's task at each hop, which
         // a chat crossing relays makes four times.
-        let link = link_runtime()?;
+        let link = own_runtime("cluster-link")?;
         spawn_fatal_on(
             &link,
             "cluster-publisher",
@@ -158,12 +189,31 @@ impl Cluster {
             nodes::registry_loop(s.clone(), cluster.clone()),
         );
         spawn_fatal("cluster-catch-up", catchup::catch_up_loop(s.clone()));
+        // Voice has its own thread and connections: audio never queues
+        // behind chat events, nor chat events behind audio.
+        let vrt = own_runtime("cluster-voice")?;
+        spawn_fatal_on(
+            &vrt,
+            "cluster-voice-publisher",
+            voice_loops::publish_loop(vs.clone(), voice_rx),
+        );
+        spawn_fatal_on(
+            &vrt,
+            "cluster-voice-subscriber",
+            voice_loops::subscribe_loop(vs.clone()),
+        );
+        spawn_fatal_on(&vrt, "cluster-voice-round", voice_loops::round_loop(vs));
         Ok(cluster)
     }
 
     /// This relay's name.
     pub fn node(&self) -> &str {
         &self.shared.node
+    }
+
+    /// The cluster's voice rooms.
+    pub fn voice(&self) -> &VoiceLink {
+        &self.voice
     }
 
     /// Why the link is not healthy, if it is not.
@@ -174,6 +224,9 @@ impl Cluster {
         }
         if !s.subscribed.load(Acquire) {
             return Some("not subscribed to Redis".into());
+        }
+        if !self.voice.ready() {
+            return Some("the voice rooms' link to Redis is not up".into());
         }
         let age = crate::clock::now_ms() - s.probe_seen.load(Acquire);
         if age > PROBE_DEADLINE.as_millis() as i64 {
@@ -250,19 +303,19 @@ fn spawn_fatal_on(
     });
 }
 
-/// A single-threaded runtime on a thread of its own, for the link's loops.
-/// It runs until the process ends; if the thread dies, the loops' guards
-/// stop the relay.
-fn link_runtime() -> Result<tokio::runtime::Handle> {
+/// A single-threaded runtime on a thread of its own (`name`), for the
+/// link's loops or the voice link's. It runs until the process ends; if the
+/// thread dies, the loops' guards stop the relay.
+fn own_runtime(name: &str) -> Result<tokio::runtime::Handle> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Config(format!("cluster link runtime: {e}")))?;
+        .map_err(|e| Error::Config(format!("{name} runtime: {e}")))?;
     let handle = rt.handle().clone();
     std::thread::Builder::new()
-        .name("cluster-link".into())
+        .name(name.into())
         .spawn(move || rt.block_on(std::future::pending::<()>()))
-        .map_err(|e| Error::Config(format!("cluster link thread: {e}")))?;
+        .map_err(|e| Error::Config(format!("{name} thread: {e}")))?;
     Ok(handle)
 }
 

@@ -27,7 +27,7 @@ use tokio::time::timeout;
 
 const NODES: &str = "ferrochat:nodes";
 
-fn node_key(node: &str) -> String {
+pub(super) fn node_key(node: &str) -> String {
     format!("ferrochat:node:{node}")
 }
 

@@ -5,6 +5,7 @@
 
 use super::frames::{error_frame, relay_error};
 use super::{Session, Stop};
+use crate::cluster::{Cluster, VoiceError};
 use crate::error::Error;
 use crate::ratelimit::TokenBucket;
 use crate::voice::{announce, JoinError, Participant, SpeakError};
@@ -55,6 +56,12 @@ impl VoiceState {
 /// Takes a closed socket out of every room it was in (its members get a
 /// 125 without it).
 pub(super) async fn leave_all(app: &App, socket: u64, state: &VoiceState) {
+    if let Some(c) = &app.cluster {
+        for &group in &state.joined {
+            let _ = c.voice().leave(group, socket).await;
+        }
+        return;
+    }
     for &group in &state.joined {
         if let Some(change) = app.voice.leave(group, socket) {
             app.metrics.voice_participants.fetch_sub(1, Relaxed);
@@ -97,6 +104,9 @@ where
             muted: false,
         };
         let capacity = self.app.voice.capacity();
+        if let Some(c) = self.app.cluster.clone() {
+            return self.voice_join_cluster(&c, group, p, capacity).await;
+        }
         match self.app.voice.join(group, p) {
             Err(JoinError::Full) => {
                 self.voice_error(
@@ -126,8 +136,65 @@ where
         }
     }
 
+    /// VOICE_JOIN in a cluster: Redis decides (capacity across relays) and
+    /// every relay pushes the 125 to its own members.
+    async fn voice_join_cluster(
+        &mut self,
+        c: &Cluster,
+        group: GroupId,
+        p: Participant,
+        capacity: u32,
+    ) -> Result<(), Stop> {
+        let req = frame_type::VOICE_JOIN;
+        match c.voice().join(group, p, capacity).await {
+            Err(VoiceError::Full) => {
+                self.voice_error(
+                    ErrorCode::RoomFull,
+                    format!("the voice room is full ({capacity} participants)"),
+                    req,
+                )
+                .await
+            }
+            Err(_) => self.voice_unavailable(req).await,
+            Ok(joined) => {
+                if joined.changed {
+                    self.voice_state().joined.push(group);
+                }
+                let answer = ServerFrame::VoiceJoined {
+                    group_id: group,
+                    participants: joined.roster,
+                    capacity,
+                    seq: joined.seq,
+                };
+                let sent = self.send(&answer).await;
+                self.reply(sent)
+            }
+        }
+    }
+
+    async fn voice_unavailable(&self, req: u16) -> Result<(), Stop> {
+        self.voice_error(
+            ErrorCode::Unavailable,
+            "voice rooms are unavailable: this relay cannot reach the cluster's Redis now; \
+             retry later"
+                .into(),
+            req,
+        )
+        .await
+    }
+
     /// VOICE_LEAVE: the members get a 125 without this socket.
     pub(super) async fn voice_leave(&mut self, group: GroupId) -> Result<(), Stop> {
+        if let Some(c) = self.app.cluster.clone() {
+            return match c.voice().leave(group, self.handle.id()).await {
+                Ok(()) => {
+                    self.voice_state().joined.retain(|g| *g != group);
+                    Ok(())
+                }
+                Err(VoiceError::NotInRoom) => self.not_in_room(frame_type::VOICE_LEAVE).await,
+                Err(_) => self.voice_unavailable(frame_type::VOICE_LEAVE).await,
+            };
+        }
         match self.app.voice.leave(group, self.handle.id()) {
             None => {
                 self.voice_error(
@@ -148,6 +215,13 @@ where
 
     /// VOICE_MUTE: a change is announced with a 125.
     pub(super) async fn voice_mute(&mut self, group: GroupId, muted: bool) -> Result<(), Stop> {
+        if let Some(c) = self.app.cluster.clone() {
+            return match c.voice().mute(group, self.handle.id(), muted).await {
+                Ok(()) => Ok(()),
+                Err(VoiceError::NotInRoom) => self.not_in_room(frame_type::VOICE_MUTE).await,
+                Err(_) => self.voice_unavailable(frame_type::VOICE_MUTE).await,
+            };
+        }
         match self.app.voice.mute(group, self.handle.id(), muted) {
             Err(_) => {
                 self.voice_error(
@@ -163,6 +237,15 @@ where
                 Ok(())
             }
         }
+    }
+
+    async fn not_in_room(&self, req: u16) -> Result<(), Stop> {
+        self.voice_error(
+            ErrorCode::NotInRoom,
+            "you are not in that voice room".into(),
+            req,
+        )
+        .await
     }
 
     /// A binary frame after login: an audio frame, forwarded to the other
@@ -207,6 +290,9 @@ where
                                 let out = Bytes::from(audio::to_listener(&data, me));
                                 for l in listeners {
                                     l.push_audio(out.clone(), m);
+                                }
+                                if let Some(c) = &self.app.cluster {
+                                    c.voice().publish_audio(h.group_id, &out);
                                 }
                                 None
                             }

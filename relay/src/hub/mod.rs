@@ -239,6 +239,12 @@ impl Hub {
         }
     }
 
+    /// Offers an ephemeral frame to users' sockets on this relay only (each
+    /// relay of a cluster announces voice-room changes to its own).
+    pub fn offer_here(&self, users: &[UserId], frame: &Utf8Bytes) {
+        self.to_users(users, frame, Mode::Offer);
+    }
+
     /// Queues a frame to every socket of a user (receipts, notices), here
     /// and on the other relays. Syncing sockets get it only if there is
     /// room right now.

@@ -7,14 +7,18 @@
 //!   held across an await nor during fan-out: callers get cloned handles
 //!   and send after it is released);
 //! - `connection/voice.rs`: the frames (120/122/124, binary audio) and the
-//!   per-socket caps.
+//!   per-socket caps;
+//! - `cluster/voice*.rs`: in a cluster, the rooms span relays: Redis holds
+//!   the cluster-wide roster and decides capacity, and this registry holds
+//!   this relay's own participants only (their handles and mute).
 
 mod rooms;
 
 pub use rooms::{JoinError, Participant, SpeakError};
 
-use crate::hub::SMALL_GROUP;
+use crate::hub::{Hub, SMALL_GROUP};
 use crate::socket::{encode, SocketHandle};
+use crate::store::Store;
 use crate::App;
 use rooms::Room;
 use shared::{GroupId, ServerFrame, UserId, VoiceParticipant};
@@ -70,9 +74,20 @@ impl Voice {
     /// Adds a socket to a group's room (membership is the caller's check).
     /// Returns the room after the join, and whether it changed.
     pub fn join(&self, group: GroupId, p: Participant) -> Result<(Change, bool), JoinError> {
+        self.join_with(group, p, self.capacity)
+    }
+
+    /// [`Voice::join`] with another capacity (in a cluster, Redis already
+    /// decided, for every relay at once: the local room takes anyone).
+    pub fn join_with(
+        &self,
+        group: GroupId,
+        p: Participant,
+        capacity: u32,
+    ) -> Result<(Change, bool), JoinError> {
         let mut rooms = self.rooms.lock();
         let room = rooms.entry(group).or_default();
-        let joined = room.join(p, self.capacity);
+        let joined = room.join(p, capacity);
         let change = Change {
             roster: room.roster(),
             users: room.users(),
@@ -161,6 +176,24 @@ impl Voice {
             .listeners(socket)
     }
 
+    /// Every participant's handle in `group`'s room here (for audio from
+    /// another relay), cloned out of the lock.
+    pub fn handles(&self, group: GroupId) -> Vec<SocketHandle> {
+        let rooms = self.rooms.lock();
+        rooms.get(&group).map(Room::handles).unwrap_or_default()
+    }
+
+    /// The sockets (and their users) in `group`'s room here.
+    pub fn sockets(&self, group: GroupId) -> Vec<(u64, UserId)> {
+        let rooms = self.rooms.lock();
+        rooms.get(&group).map(Room::sockets).unwrap_or_default()
+    }
+
+    /// The groups whose rooms have someone here.
+    pub fn groups(&self) -> Vec<GroupId> {
+        self.rooms.lock().keys().copied().collect()
+    }
+
     /// How many rooms have anyone in them.
     pub fn rooms(&self) -> usize {
         self.rooms.lock().len()
@@ -171,12 +204,22 @@ impl Voice {
 /// of the group, in the room or not. For a group over `SMALL_GROUP`
 /// members, only to the users in the room (before or after the change).
 pub async fn announce(app: &App, group: GroupId, change: Change) {
-    let users = match app
-        .store
-        .small_group_members(group, SMALL_GROUP as u32)
-        .await
-    {
-        Ok(Some(members)) => members,
+    announce_here(&*app.store, &app.hub, group, change).await
+}
+
+/// [`announce`] to the sockets on this relay only. On a single box that is
+/// everyone; in a cluster every relay announces each change to its own
+/// sockets (`cluster/voice_loops.rs`).
+pub async fn announce_here(store: &dyn Store, hub: &Hub, group: GroupId, change: Change) {
+    let users = match store.small_group_members(group, SMALL_GROUP as u32).await {
+        // With the users the change concerns: one just removed from the
+        // group is no longer a member, and hears that he is out too.
+        Ok(Some(mut members)) => {
+            members.extend(change.users);
+            members.sort_unstable();
+            members.dedup();
+            members
+        }
         Ok(None) | Err(_) => change.users,
     };
     let frame = ServerFrame::VoiceRoom {
@@ -184,11 +227,17 @@ pub async fn announce(app: &App, group: GroupId, change: Change) {
         participants: change.roster,
         seq: change.seq,
     };
-    app.hub.offer_to_users(&users, &encode(&frame));
+    hub.offer_here(&users, &encode(&frame));
 }
 
 /// Takes a user who is no longer a member of `group` out of its room.
 pub async fn evict(app: &App, group: GroupId, user: UserId) {
+    if let Some(c) = &app.cluster {
+        // On every relay: the room in Redis, then each relay's control
+        // message (125, and its sockets of theirs out).
+        c.voice().evict(group, user).await;
+        return;
+    }
     if let Some((change, gone)) = app.voice.evict(group, user) {
         app.metrics
             .voice_participants

@@ -99,6 +99,19 @@ impl Room {
             .collect())
     }
 
+    /// Every participant's handle (audio from another relay goes to all).
+    pub fn handles(&self) -> Vec<SocketHandle> {
+        self.participants.iter().map(|p| p.handle.clone()).collect()
+    }
+
+    /// The participants' sockets and users.
+    pub fn sockets(&self) -> Vec<(u64, UserId)> {
+        self.participants
+            .iter()
+            .map(|p| (p.socket, p.user))
+            .collect()
+    }
+
     /// The participant list as sent in 121 and 125 frames.
     pub fn roster(&self) -> Vec<VoiceParticipant> {
         self.participants

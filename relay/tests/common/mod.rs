@@ -5,6 +5,7 @@
 pub mod child;
 pub mod cluster;
 pub mod postgres;
+pub mod voice;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
