@@ -98,7 +98,8 @@ async fn wait_people(b: &Browser, names: &[&str]) {
 }
 
 /// alice (speech on her fake microphone) starts a call in a group; bob,
-/// before joining, sees that a call is going on and who is in it; he joins;
+/// before joining, sees that a call is going on and who is in it, and so
+/// does carol, added to the group after the call started; bob joins;
 /// his page decodes and plays alice's audio (frames decoded, analyser level
 /// above silence) and marks her as speaking; alice mutes and bob sees it;
 /// when he leaves, alice sees him go; when alice closes her browser, the
@@ -124,6 +125,15 @@ async fn a_call(
         t == "Call: 1 person"
     })
     .await;
+    // carol joins the group after the call started (she was told of no
+    // change): opening the group, her page asks and shows the call.
+    let (carol_name, carol) = env.signed_up("carol").await;
+    alice.add_member(&carol_name).await;
+    carol.wait_for(&conv_group(group)).await;
+    carol.open_group(group).await;
+    wait_people(&carol, &[&alice_name]).await;
+    env.close_browser(carol).await;
+
     bob.click("#voice-slot [data-action=\"join\"]").await;
     wait_people(&bob, &[&alice_name, &bob_name]).await;
     wait_people(&alice, &[&alice_name, &bob_name]).await;

@@ -264,8 +264,13 @@ fn tick(rc: &Rc<RefCell<Engine>>) {
                 let _ = new.add_event_listener_with_callback("click", cb.as_ref().unchecked_ref());
             }
         }
+        let shown = slot.as_ref().map(|s| s.1);
         e.slot = slot;
         e.dirty = true;
+        let fx = e.model.show(shown);
+        drop(e);
+        run(rc, fx);
+        e = rc.borrow_mut();
     }
     let Some((slot, group)) = e.slot.clone() else {
         return;

@@ -64,6 +64,8 @@ pub struct Model {
     mine: Option<(GroupId, Phase)>,
     /// Rejoin this room after the socket comes back.
     rejoin: Option<GroupId>,
+    /// The group whose view (and panel) is open.
+    shown: Option<GroupId>,
     muted: bool,
     online: bool,
     /// The last problem to show, if any.
@@ -80,6 +82,7 @@ impl Model {
             seqs: HashMap::new(),
             mine: None,
             rejoin: None,
+            shown: None,
             muted: false,
             online: false,
             error: match capability {
@@ -182,6 +185,25 @@ impl Model {
         out
     }
 
+    /// The group view open now (None: no group's). A call that started
+    /// before this page knew of it is learnt by asking (VOICE_QUERY).
+    pub fn show(&mut self, group: Option<GroupId>) -> Vec<Effect> {
+        if group == self.shown {
+            return Vec::new();
+        }
+        self.shown = group;
+        self.query()
+    }
+
+    fn query(&self) -> Vec<Effect> {
+        match self.shown {
+            Some(group) if self.online => {
+                vec![Effect::Send(ClientFrame::VoiceQuery { group_id: group })]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The app's socket logged in (true) or dropped (false). The relay
     /// forgets a socket's rooms when it closes, and a restarted relay
     /// numbers its changes from scratch, so both forget what was known.
@@ -196,6 +218,9 @@ impl Model {
         if online {
             if let Some(group) = self.rejoin {
                 out.extend(self.click(Click::Join(group)));
+            }
+            if self.shown != self.rejoin {
+                out.extend(self.query());
             }
         }
         out

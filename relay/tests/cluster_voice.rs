@@ -119,7 +119,14 @@ async fn participants_on_two_relays_share_the_roster_and_hear_each_other() {
     a.send(&ClientFrame::VoiceLeave { group_id: g }).await;
     room_is(&mut k, g, &["vbob", "vdave", "vcarol", "verin", "vfrank"]).await;
     drop(b); // closing the socket leaves
-    room_is(&mut d, g, &["vdave", "vcarol", "verin", "vfrank"]).await;
+    let now = ["vdave", "vcarol", "verin", "vfrank"];
+    let last = room_is(&mut d, g, &now).await.last().unwrap().seq;
+    // A tab opened now on relay 1 asks (VOICE_QUERY) and gets the room as
+    // Redis has it, current at the newest change number or later.
+    let mut k2 = r1.login(&carol).await;
+    let q = query(&mut k2, g).await.unwrap();
+    assert_eq!(q.names, now);
+    assert!(q.seq >= last, "{} < {last}", q.seq);
 }
 
 #[tokio::test]

@@ -512,6 +512,34 @@ async fn numbered_room(c: &mut Client, group: GroupId) -> (u64, Vec<String>) {
     }
 }
 
+/// VOICE_QUERY (126): a page that opens a group (or comes back online)
+/// learns of a call that started before, as a 125 to that socket only.
+#[tokio::test]
+async fn a_query_answers_the_room_as_it_is_to_members_only() {
+    let relay = TestRelay::start(&[]).await;
+    let u = users(&relay, &["qalice", "qbob", "qcarol"]).await;
+    let g = relay.group(&u[0], "asked", false, &[&u[1]]).await;
+    let mut alice = relay.login(&u[0]).await;
+    // No call: an empty room.
+    let mut bob = relay.login(&u[1]).await;
+    let before = common::voice::query(&mut bob, g).await.unwrap();
+    assert!(before.names.is_empty());
+    join(&mut alice, g).await;
+    room_is(&mut bob, g, &["qalice"]).await;
+    // A tab opened during the call learns of it by asking: the room now,
+    // numbered no lower than the join it saw nothing of.
+    let mut bob2 = relay.login(&u[1]).await;
+    let during = common::voice::query(&mut bob2, g).await.unwrap();
+    assert_eq!(during.names, ["qalice"]);
+    assert!(during.seq > before.seq);
+    // Not a member: refused, nothing told.
+    let mut carol = relay.login(&u[2]).await;
+    let e = common::voice::query(&mut carol, g).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotMember);
+    assert_eq!(e.req_type.as_deref(), Some("126"));
+    relay.stop().await;
+}
+
 /// Announcements run after the room's lock is released and may race, so
 /// every 121 and 125 carries the change's number: it grows with each
 /// change, also across a call that ended and started again, and a 121

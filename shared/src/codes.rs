@@ -47,8 +47,13 @@ pub mod frame_type {
     pub const VOICE_LEAVE: u16 = 122;
     /// c→s: mute or unmute yourself in a voice room.
     pub const VOICE_MUTE: u16 = 124;
-    /// s→c: a voice room's participants changed (empty: the call ended).
+    /// s→c: a voice room's participants changed (empty: the call ended);
+    /// also the answer to VOICE_QUERY.
     pub const VOICE_ROOM: u16 = 125;
+    /// c→s: who is in a group's voice room now (answered with a 125 to
+    /// this socket only): a page that opens a group, or comes back online,
+    /// learns of a call that started before.
+    pub const VOICE_QUERY: u16 = 126;
 }
 
 /// A machine-readable error code, carried by type 0 frames, by a failed

@@ -521,6 +521,9 @@ fn voice_frames_round_trip() {
             group_id: GroupId(3),
             muted: true,
         },
+        ClientFrame::VoiceQuery {
+            group_id: GroupId(3),
+        },
     ] {
         assert_eq!(ClientFrame::decode(&f.encode()).unwrap(), f);
     }

@@ -169,6 +169,27 @@ fn a_dropped_socket_stops_audio_and_the_next_login_rejoins() {
 }
 
 #[test]
+fn an_open_group_is_asked_for_its_room_now_and_after_each_login() {
+    let mut m = Model::new(UserId(1), Capability::Talk);
+    let ask = |g| vec![Effect::Send(ClientFrame::VoiceQuery { group_id: g })];
+    assert!(m.show(Some(G)).is_empty(), "offline: asked once online");
+    assert_eq!(m.set_online(true), ask(G));
+    assert!(m.show(Some(G)).is_empty(), "same group: nothing new");
+    let h = GroupId(8);
+    assert_eq!(m.show(Some(h)), ask(h));
+    assert!(m.show(None).is_empty());
+    m.show(Some(G));
+    m.click(Click::Join(G));
+    m.frame(joined(G, vec![p(1, "me")], 1));
+    m.set_online(false);
+    // Rejoining answers with the room (121): no question needed.
+    assert_eq!(
+        m.set_online(true),
+        vec![Effect::Send(ClientFrame::VoiceJoin { group_id: G })]
+    );
+}
+
+#[test]
 fn being_taken_out_of_the_room_stops_audio() {
     let mut m = online(Capability::Talk);
     m.click(Click::Join(G));

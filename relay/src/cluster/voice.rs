@@ -235,6 +235,20 @@ impl VoiceLink {
         })
     }
 
+    /// A room's participants and the change number they are current at,
+    /// read from Redis in one script (VOICE_QUERY).
+    pub async fn roster(&self, group: GroupId) -> Result<(Vec<VoiceParticipant>, u64), VoiceError> {
+        if !self.s.ready() {
+            return Err(VoiceError::Unavailable);
+        }
+        let reply = self
+            .eval(Script::Read, group, &[])
+            .await
+            .ok_or(VoiceError::Unavailable)?;
+        let room = room_of(group, &reply);
+        Ok((room.roster(), room.seq))
+    }
+
     /// Takes a socket out of a room: here at once (its audio stops), then
     /// in Redis (the members everywhere get a 125). A leave Redis cannot
     /// take now is made by the next voice round.

@@ -101,6 +101,7 @@ where
             Ok(ClientFrame::VoiceMute { group_id, muted }) => {
                 self.voice_mute(group_id, muted).await
             }
+            Ok(ClientFrame::VoiceQuery { group_id }) => self.voice_query(group_id).await,
         }
     }
 

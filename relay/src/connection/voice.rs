@@ -12,7 +12,7 @@ use crate::voice::{announce, JoinError, Participant, SpeakError};
 use crate::App;
 use bytes::Bytes;
 use shared::audio::{self, MAX_AUDIO_FRAME};
-use shared::{close, frame_type, ErrorCode, GroupId, ServerFrame, Target};
+use shared::{close, frame_type, ErrorCode, GroupId, ServerFrame, Target, UserId};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -91,10 +91,8 @@ where
             (u.id, name.clone())
         };
         let req = frame_type::VOICE_JOIN;
-        match self.app.store.membership(me, Target::Group(group)).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return self.reply(self.send(&relay_error(&Error::NotMember, req)).await),
-            Err(e) => return self.reply(self.send(&relay_error(&e, req)).await),
+        if let Some(refused) = self.voice_member(me, group, req).await {
+            return refused;
         }
         let p = Participant {
             socket: self.handle.id(),
@@ -170,6 +168,39 @@ where
                 self.reply(sent)
             }
         }
+    }
+
+    /// None if `me` is a member of `group`, else the refusal sent.
+    async fn voice_member(&self, me: UserId, group: GroupId, req: u16) -> Option<Result<(), Stop>> {
+        let refused = match self.app.store.membership(me, Target::Group(group)).await {
+            Ok(Some(_)) => return None,
+            Ok(None) => relay_error(&Error::NotMember, req),
+            Err(e) => relay_error(&e, req),
+        };
+        Some(self.reply(self.send(&refused).await))
+    }
+
+    /// VOICE_QUERY: the room as it is now, as a 125 to this socket only
+    /// (members only).
+    pub(super) async fn voice_query(&mut self, group: GroupId) -> Result<(), Stop> {
+        let me = self.user.as_ref().expect("logged in").0.id;
+        let req = frame_type::VOICE_QUERY;
+        if let Some(refused) = self.voice_member(me, group, req).await {
+            return refused;
+        }
+        let (participants, seq) = match self.app.cluster.clone() {
+            Some(c) => match c.voice().roster(group).await {
+                Ok(room) => room,
+                Err(_) => return self.voice_unavailable(req).await,
+            },
+            None => self.app.voice.roster(group),
+        };
+        let room = ServerFrame::VoiceRoom {
+            group_id: group,
+            participants,
+            seq,
+        };
+        self.reply(self.send(&room).await)
     }
 
     async fn voice_unavailable(&self, req: u16) -> Result<(), Stop> {

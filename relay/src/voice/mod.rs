@@ -194,6 +194,17 @@ impl Voice {
         self.rooms.lock().keys().copied().collect()
     }
 
+    /// A room's participants now and the change number they are current
+    /// at (VOICE_QUERY): read under the lock, so any change applied before
+    /// has a number at most this one, and a push of it arriving later is
+    /// seen as stale.
+    pub fn roster(&self, group: GroupId) -> (Vec<VoiceParticipant>, u64) {
+        let rooms = self.rooms.lock();
+        let roster = rooms.get(&group).map(|r| r.roster()).unwrap_or_default();
+        let seq = self.changes.load(std::sync::atomic::Ordering::Relaxed);
+        (roster, seq)
+    }
+
     /// How many rooms have anyone in them.
     pub fn rooms(&self) -> usize {
         self.rooms.lock().len()

@@ -64,6 +64,28 @@ pub async fn try_join(c: &mut Client, group: GroupId) -> Result<Seen, ErrorFrame
     }
 }
 
+/// Sends VOICE_QUERY and returns the 125 answering it, or the type 0
+/// frame refusing it (call it with no room change in flight to `c`).
+pub async fn query(c: &mut Client, group: GroupId) -> Result<Seen, ErrorFrame> {
+    c.send(&ClientFrame::VoiceQuery { group_id: group }).await;
+    match c
+        .recv_where(|f| {
+            matches!(f, ServerFrame::VoiceRoom { group_id, .. } if *group_id == group)
+                || matches!(f, ServerFrame::Error(_))
+        })
+        .await
+    {
+        ServerFrame::VoiceRoom {
+            participants, seq, ..
+        } => Ok(Seen {
+            seq,
+            names: names(participants),
+        }),
+        ServerFrame::Error(e) => Err(e),
+        _ => unreachable!(),
+    }
+}
+
 /// Joins; panics if refused.
 pub async fn join(c: &mut Client, group: GroupId) -> Seen {
     try_join(c, group)

@@ -74,6 +74,10 @@ impl ClientFrame {
                 group_id: need(w.group_id, "groupId").map_err(annotate)?,
                 muted: need(w.muted, "muted").map_err(annotate)?,
             },
+            #[cfg(feature = "voice")]
+            TypeField::Code(ft::VOICE_QUERY) => ClientFrame::VoiceQuery {
+                group_id: need(w.group_id, "groupId").map_err(annotate)?,
+            },
             other => {
                 return Err(annotate(FrameError::new(
                     ErrorCode::UnknownType,
@@ -132,6 +136,11 @@ impl ClientFrame {
                 w.group_id = Some(*group_id);
                 w.muted = Some(*muted);
             }
+            #[cfg(feature = "voice")]
+            ClientFrame::VoiceQuery { group_id } => {
+                w = Wire::of(ft::VOICE_QUERY);
+                w.group_id = Some(*group_id);
+            }
         }
         w.to_json()
     }
@@ -151,6 +160,8 @@ impl ClientFrame {
             ClientFrame::VoiceLeave { .. } => ft::VOICE_LEAVE,
             #[cfg(feature = "voice")]
             ClientFrame::VoiceMute { .. } => ft::VOICE_MUTE,
+            #[cfg(feature = "voice")]
+            ClientFrame::VoiceQuery { .. } => ft::VOICE_QUERY,
         }
     }
 }

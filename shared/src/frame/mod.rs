@@ -97,6 +97,13 @@ pub enum ClientFrame {
         /// Muted or not.
         muted: bool,
     },
+    /// Type 126: who is in the group's voice room (members only; the answer
+    /// is a 125 to this socket).
+    #[cfg(feature = "voice")]
+    VoiceQuery {
+        /// The group.
+        group_id: GroupId,
+    },
 }
 
 /// One participant of a voice room, in type 121 and 125 frames.
