@@ -4,32 +4,14 @@
 
 mod common;
 
+use common::voice::{audio_frame, heard};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use shared::api::Session;
-use shared::audio::{self, AudioHeader, KIND_OPUS};
-use shared::{close, ClientFrame, ErrorCode, ErrorFrame, GroupId, ServerFrame, UserId};
+use shared::audio;
+use shared::{close, ClientFrame, ErrorCode, ErrorFrame, GroupId, ServerFrame};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-fn frame(group: GroupId, seq: u32, payload: &[u8]) -> Vec<u8> {
-    audio::encode_client(
-        &AudioHeader {
-            kind: KIND_OPUS,
-            group_id: group,
-            seq,
-            ts: seq * 20,
-        },
-        payload,
-    )
-}
-
-/// (speaker, seq, payload) of a relayed frame in `group`.
-fn heard(b: &[u8], group: GroupId) -> (UserId, u32, Vec<u8>) {
-    let (h, speaker, payload) = audio::parse_listener(b).expect("a valid relayed frame");
-    assert_eq!(h.group_id, group);
-    (speaker, h.seq, payload.to_vec())
-}
 
 async fn join(c: &mut Client, group: GroupId) -> Vec<String> {
     c.send(&ClientFrame::VoiceJoin { group_id: group }).await;
@@ -145,19 +127,19 @@ async fn audio_reaches_every_other_participant_and_nobody_else() {
         join(client, g).await;
     }
     // alice speaks; bob and carol hear her, with her id inserted.
-    c[0].send_binary(frame(g, 1, b"from alice")).await;
+    c[0].send_binary(audio_frame(g, 1, b"from alice")).await;
     for i in [1, 2] {
         let got = heard(&c[i].recv_binary().await, g);
         assert_eq!(got, (u[0].user_id, 1, b"from alice".to_vec()));
     }
     // bob speaks: the first audio alice gets is bob's, not her own echo.
-    c[1].send_binary(frame(g, 7, b"from bob")).await;
+    c[1].send_binary(audio_frame(g, 7, b"from bob")).await;
     assert_eq!(heard(&c[0].recv_binary().await, g).0, u[1].user_id);
     assert_eq!(heard(&c[2].recv_binary().await, g).0, u[1].user_id);
     // dave (a member outside the room) heard neither: the first audio he
     // gets after joining is a frame sent after he joined.
     join(&mut c[3], g).await;
-    c[0].send_binary(frame(g, 2, b"welcome")).await;
+    c[0].send_binary(audio_frame(g, 2, b"welcome")).await;
     assert_eq!(
         heard(&c[3].recv_binary().await, g),
         (u[0].user_id, 2, b"welcome".to_vec())
@@ -190,7 +172,7 @@ async fn only_members_join_and_only_participants_speak() {
         .await;
     assert_eq!(error(&mut mallory).await.code, ErrorCode::NotMember);
     // Audio to a room she is not in: an error frame, the socket stays.
-    mallory.send_binary(frame(g, 1, b"psst")).await;
+    mallory.send_binary(audio_frame(g, 1, b"psst")).await;
     assert_eq!(error(&mut mallory).await.code, ErrorCode::NotInRoom);
     mallory.send(&ClientFrame::Ping { from_id: None }).await;
     assert!(matches!(mallory.recv().await, ServerFrame::Pong { .. }));
@@ -243,7 +225,7 @@ async fn a_muted_speaker_is_refused_and_not_forwarded() {
         })
         .await;
     room_is(&mut bob, g, &["alice*", "bob"]).await;
-    alice.send_binary(frame(g, 1, b"muted")).await;
+    alice.send_binary(audio_frame(g, 1, b"muted")).await;
     assert_eq!(error(&mut alice).await.code, ErrorCode::Muted);
     alice
         .send(&ClientFrame::VoiceMute {
@@ -252,7 +234,7 @@ async fn a_muted_speaker_is_refused_and_not_forwarded() {
         })
         .await;
     room_is(&mut alice, g, &["alice", "bob"]).await;
-    alice.send_binary(frame(g, 2, b"live")).await;
+    alice.send_binary(audio_frame(g, 2, b"live")).await;
     // The first audio bob hears is the frame after the unmute.
     assert_eq!(
         heard(&bob.recv_binary().await, g),
@@ -274,20 +256,20 @@ async fn size_rate_and_header_caps_give_error_frames_and_abuse_closes() {
     join(&mut bob, g).await;
     // Over the size cap.
     alice
-        .send_binary(frame(g, 1, &vec![0u8; audio::MAX_AUDIO_FRAME]))
+        .send_binary(audio_frame(g, 1, &vec![0u8; audio::MAX_AUDIO_FRAME]))
         .await;
     assert_eq!(error(&mut alice).await.code, ErrorCode::AudioTooLarge);
     // A malformed header.
     alice.send_binary(vec![9, 1, 0]).await;
     assert_eq!(error(&mut alice).await.code, ErrorCode::MalformedAudio);
-    let mut bad_version = frame(g, 1, b"x");
+    let mut bad_version = audio_frame(g, 1, b"x");
     bad_version[0] = 2;
     alice.send_binary(bad_version).await;
     assert_eq!(error(&mut alice).await.code, ErrorCode::MalformedAudio);
     // Over the frame rate: 100 frames at once against a burst of 50
     // (refilled at 100/s while they arrive).
     for seq in 0..100 {
-        alice.send_binary(frame(g, seq, b"tick")).await;
+        alice.send_binary(audio_frame(g, seq, b"tick")).await;
     }
     let limited = error(&mut alice).await;
     assert_eq!(limited.code, ErrorCode::AudioRateLimited);
@@ -369,7 +351,7 @@ async fn a_stalled_listener_loses_only_its_own_audio() {
         tick.tick().await; // pacing under the speaker's rate cap
         let first = seq;
         for _ in 0..10 {
-            speaker.send_binary(frame(g, seq, &payload)).await;
+            speaker.send_binary(audio_frame(g, seq, &payload)).await;
             seq += 1;
         }
         // The reading listener gets every frame of the round, in order,
@@ -417,11 +399,11 @@ async fn chat_still_flows_to_a_participant_during_an_audio_flood() {
     join(&mut bob, g).await;
     // A burst of audio at the speaker's cap, with a chat in the middle.
     for seq in 0..25 {
-        alice.send_binary(frame(g, seq, &[1u8; 900])).await;
+        alice.send_binary(audio_frame(g, seq, &[1u8; 900])).await;
     }
     carol.chat(u[1].user_id, "during-audio", "still here").await;
     for seq in 25..50 {
-        alice.send_binary(frame(g, seq, &[1u8; 900])).await;
+        alice.send_binary(audio_frame(g, seq, &[1u8; 900])).await;
     }
     next_resp(&mut carol).await;
     // bob reads both kinds: the chat arrives, and so does the newest audio
@@ -477,7 +459,7 @@ async fn leaving_or_being_removed_from_the_group_leaves_its_room() {
         .await;
     assert_eq!(status, 204);
     room_is(&mut c[0], g, &["alice", "carol"]).await;
-    c[1].send_binary(frame(g, 1, b"still here?")).await;
+    c[1].send_binary(audio_frame(g, 1, b"still here?")).await;
     assert_eq!(error(&mut c[1]).await.code, ErrorCode::NotInRoom);
     // carol leaves the group.
     let (status, _, _) = relay
