@@ -81,6 +81,11 @@ fn a_small_voice_run_delivers_every_frame_to_every_listener() {
     assert_eq!(n(latency, "count"), 4 * 100 * 4, "{r}");
     assert!(n(latency, "p50Us") > 0 && n(latency, "p99Us") >= n(latency, "p50Us"));
     assert!(r["relayCpuPct"].as_f64().is_some(), "{r}");
+    // The relay's own counters agree.
+    let m = &r["relayAudio"];
+    assert_eq!(n(m, "framesIn"), n(r, "framesSent"), "{m}");
+    assert_eq!(n(m, "framesOut"), n(r, "expected"), "{m}");
+    assert_eq!((n(m, "dropped"), n(m, "refused")), (0, 0), "{m}");
     let chat = &r["chat"];
     assert_eq!(n(chat, "lost"), 0, "{chat}");
     assert_eq!(n(chat, "delivered"), n(chat, "sent"), "{chat}");

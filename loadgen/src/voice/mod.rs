@@ -34,11 +34,13 @@
 mod args;
 mod listener;
 mod participant;
+mod relay_metrics;
 mod report;
 mod setup;
 mod speaker;
 
 pub use args::VoiceArgs;
+pub use relay_metrics::RelayAudio;
 pub use report::{Delivery, VoiceReport};
 
 use crate::chat::ChatLoad;
@@ -117,6 +119,7 @@ pub async fn run(ctx: &Ctx, args: VoiceArgs) -> Result<VoiceReport, Error> {
         end_us: warmup_us + args.duration.as_micros() as u64,
     };
     let relay_connected = ctx.relay_sample();
+    let counters_before = relay_metrics::read(&targets).await;
     let _ = start_tx.send(Some(clock));
     log.say(format_args!(
         "running: warmup {:?}, measuring {:?}; {:.0} audio frames/s in, {:.0} out",
@@ -141,6 +144,7 @@ pub async fn run(ctx: &Ctx, args: VoiceArgs) -> Result<VoiceReport, Error> {
         }
         None => (None, voice.await),
     };
+    let counters_after = relay_metrics::read(&targets).await;
     let _ = stop_tx.send(true);
     log.say(format_args!(
         "closing {} participant sessions",
@@ -166,6 +170,7 @@ pub async fn run(ctx: &Ctx, args: VoiceArgs) -> Result<VoiceReport, Error> {
         relay_rss_connected_kib: relay_connected.map(|s| s.rss_kib),
         relay_rss_after_kib: phase.relay_end.map(|s| s.rss_kib),
         usage: phase.usage,
+        relay_audio: relay_metrics::between(counters_before, counters_after),
         chat,
         ..VoiceReport::default()
     };

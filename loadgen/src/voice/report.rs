@@ -5,6 +5,7 @@
 use super::args::VoiceArgs;
 use super::listener::Route;
 use super::participant::SeatOut;
+use super::relay_metrics::RelayAudio;
 use crate::chat::ChatReport;
 use crate::latency::LatencySummary;
 use crate::report::{self, fmt_tally, Findings, ScenarioReport, Summary, Tally, ToJson};
@@ -93,6 +94,9 @@ pub struct VoiceReport {
     /// CPU during the measured period.
     #[serde(flatten)]
     pub usage: Usage,
+    /// The relays' own audio counters over the run (`GET /metrics`),
+    /// summed; null when they could not be read.
+    pub relay_audio: Option<RelayAudio>,
     /// The chat side load (`--chat-pairs`), same clock.
     pub chat: Option<ChatReport>,
 }
@@ -241,6 +245,15 @@ impl ScenarioReport for VoiceReport {
                 }
             }
             s.line("generator send lag", self.send_lag.human());
+            if let Some(m) = &self.relay_audio {
+                s.line(
+                    "relay counters",
+                    format!(
+                        "in {}, out {}, dropped (full lane) {}, refused {}",
+                        m.frames_in, m.frames_out, m.dropped, m.refused
+                    ),
+                );
+            }
         }
         if let Some(c) = &self.chat {
             s.line(
@@ -313,6 +326,12 @@ impl ScenarioReport for VoiceReport {
         }
         w.count(self.out_of_order, "audio frames arrived out of order");
         w.count(self.stray, "stray audio frames");
+        if let Some(m) = self.relay_audio {
+            w.count(
+                m.dropped,
+                "audio frames dropped by the relay (a listener's full audio lane)",
+            );
+        }
         if let Some(d) = self
             .cross_node
             .filter(|d| d.expected > 0 && d.received == 0)
