@@ -98,7 +98,9 @@ run_one() {
     json=$("$bin/loadgen" --url "$url" --relay-pid "$relay_pid" --quiet --json \
         --accounts "$accounts" voice --rooms "$rooms" "${common[@]}" "${chat[@]}" || true)
     printf '%s: %s\n' "$name" "$json"
-    jq -r --arg n "$name" '.results as $r | "\($n): audio sent \($r.framesSent) recv \($r.received)/\($r.expected) lost \($r.lossPct)% p50 \($r.latency.p50Us) p99 \($r.latency.p99Us) max \($r.latency.maxUs) us; chat p50 \($r.chat.latency.p50Us) p99 \($r.chat.latency.p99Us) us; relay cpu \($r.relayCpuPct)% rss \($r.relayRssAfterKib) KiB; failures \(.failures)"' \
+    # The 1-minute load average after the run: other jobs on these cores
+    # show up here (the generator and the relay alone stay under 2).
+    jq -r --arg n "$name" --arg load "$(cut -d' ' -f1 /proc/loadavg)" '.results as $r | "\($n) (load \($load)): audio sent \($r.framesSent) recv \($r.received)/\($r.expected) lost \($r.lossPct)% p50 \($r.latency.p50Us) p99 \($r.latency.p99Us) max \($r.latency.maxUs) us; chat p50 \($r.chat.latency.p50Us) p99 \($r.chat.latency.p99Us) us; relay cpu \($r.relayCpuPct)% rss \($r.relayRssAfterKib) KiB; failures \(.failures)"' \
         <<<"$json" >&2 || true
     [ "$rooms" -gt 0 ] && jq -e '.results.latency.p99Us < 50000' <<<"$json" >/dev/null 2>&1
 }

@@ -28,11 +28,15 @@ pub struct RelayAudio {
     pub refused: u64,
 }
 
-/// Every relay's counters now, summed; `None` when one of them could not
-/// be read.
+/// Every relay's counters now, summed (a relay listed twice in `--url`
+/// counted once); `None` when one of them could not be read.
 pub async fn read(targets: &Targets) -> Option<[u64; 4]> {
     let mut sum = [0u64; 4];
+    let urls = targets.urls();
     for i in 0..targets.len() {
+        if urls[..i].contains(&urls[i]) {
+            continue;
+        }
         let api = Api::new(targets.node(i));
         let r = api
             .request(hyper::Method::GET, "/metrics", None, None)
