@@ -392,6 +392,22 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["loadgen", "fanout", "--tabs", "2"]).is_err());
+        let cli =
+            Cli::try_parse_from(["loadgen", "voice", "--rooms", "0", "--chat-pairs", "5"]).unwrap();
+        match cli.scenario {
+            Scenario::Voice(v) => {
+                assert_eq!((v.rooms, v.participants, v.speakers), (0, 50, 2));
+                assert_eq!((v.chat_pairs, v.frame_bytes, v.max_p99), (5, 100, None));
+                assert_eq!(v.interval, Duration::from_millis(20));
+                assert!(v.check().is_ok());
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["loadgen", "voice", "--max-p99", "50ms"]).unwrap();
+        match cli.scenario {
+            Scenario::Voice(v) => assert_eq!(v.max_p99, Some(Duration::from_millis(50))),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]
