@@ -29,7 +29,8 @@
 //! - one directory per scenario, each split into its options, its tasks and
 //!   its report: [`idle`] (many quiet connections: memory and heartbeat
 //!   cost), [`chat`] (one-to-one throughput and latency) and [`fanout`] (one
-//!   message to a group of thousands, all online).
+//!   message to a group of thousands, all online) and [`voice`] (voice
+//!   rooms: binary audio frames every 20 ms, with a chat load alongside).
 //!
 //! Adding a scenario: write a module with a clap `Args` struct and
 //! `async fn run(&Ctx, Args) -> Result<impl ScenarioReport, Error>`, add a
@@ -54,6 +55,7 @@ pub mod resources;
 pub mod socket;
 pub mod sys;
 pub mod track;
+pub mod voice;
 pub mod wire;
 
 use clap::{Args, Parser, Subcommand};
@@ -145,6 +147,10 @@ pub enum Scenario {
     /// message at a time: per-member delivery latency, time until the last
     /// member, loss and duplicates.
     Fanout(fanout::FanoutArgs),
+    /// Voice rooms: speakers sending audio frames every 20 ms to the other
+    /// participants of their room; speaker→listener latency, lost frames,
+    /// relay cost, with an optional chat load measured alongside.
+    Voice(voice::VoiceArgs),
 }
 
 /// What a scenario gets from the framework.
@@ -233,6 +239,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> Result<Box<dyn ScenarioReport
         Scenario::Idle(a) => Box::new(idle::run(ctx, a).await?),
         Scenario::Chat(a) => Box::new(chat::run(ctx, a).await?),
         Scenario::Fanout(a) => Box::new(fanout::run(ctx, a).await?),
+        Scenario::Voice(a) => Box::new(voice::run(ctx, a).await?),
     })
 }
 
@@ -385,6 +392,22 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["loadgen", "fanout", "--tabs", "2"]).is_err());
+        let cli =
+            Cli::try_parse_from(["loadgen", "voice", "--rooms", "0", "--chat-pairs", "5"]).unwrap();
+        match cli.scenario {
+            Scenario::Voice(v) => {
+                assert_eq!((v.rooms, v.participants, v.speakers), (0, 50, 2));
+                assert_eq!((v.chat_pairs, v.frame_bytes, v.max_p99), (5, 100, None));
+                assert_eq!(v.interval, Duration::from_millis(20));
+                assert!(v.check().is_ok());
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["loadgen", "voice", "--max-p99", "50ms"]).unwrap();
+        match cli.scenario {
+            Scenario::Voice(v) => assert_eq!(v.max_p99, Some(Duration::from_millis(50))),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

@@ -108,133 +108,198 @@ impl ProgressSink for Run {
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: ChatArgs) -> Result<ChatReport, Error> {
     args.check()?;
-    let log = &ctx.log;
-    let ws_config = client::ws_config(args.read_buffer.max(1024), 16 * 1024);
-    let targets =
-        Arc::new(Targets::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?);
+    let targets = ChatLoad::targets(ctx, &args).await?;
     let accounts = client::accounts(ctx, targets.first(), 2 * args.pairs).await?;
-    let pairs: Vec<PairNodes> = (0..args.pairs)
-        .map(|p| args.placement.pair(p, targets.len()))
-        .collect();
-    if targets.len() > 1 {
-        log.say(format_args!(
-            "{} relays, placement {}: {} of {} pairs cross relays",
-            targets.len(),
-            args.placement.name(),
-            pairs.iter().filter(|p| p.crosses()).count(),
-            args.pairs
-        ));
+    let load = ChatLoad::open(ctx, args, targets, accounts).await?;
+    // A moment ahead, so every task starts on the same instant.
+    load.measure(ctx, Instant::now() + Duration::from_millis(200))
+        .await
+}
+
+/// A chat load with its sessions open, ready to be measured: the `chat`
+/// scenario itself, and the side load the `voice` scenario runs on the
+/// same clock as its audio.
+pub struct ChatLoad {
+    args: ChatArgs,
+    targets: Arc<Targets>,
+    accounts: Vec<Account>,
+    pairs: Vec<PairNodes>,
+    recipients: Vec<(Ws, shared::UserId)>,
+    senders: Vec<(Ws, shared::UserId)>,
+}
+
+impl ChatLoad {
+    /// The relays of `--url`, with WebSocket settings for chat sockets.
+    pub async fn targets(ctx: &Ctx, args: &ChatArgs) -> Result<Arc<Targets>, Error> {
+        let ws_config = client::ws_config(args.read_buffer.max(1024), 16 * 1024);
+        Ok(Arc::new(
+            Targets::resolve(&ctx.common.url, ctx.common.source_ips, ws_config).await?,
+        ))
     }
 
-    // Recipients first, so every push of the run is live, not an offline
-    // backlog; then senders.
-    log.say(format_args!("opening {} sessions", 2 * args.pairs));
-    let recipients = open_sessions(
-        &targets,
-        &accounts,
-        |p| (2 * p + 1, pairs[p].recipient),
-        &args,
-    )
-    .await?;
-    let senders = open_sessions(&targets, &accounts, |p| (2 * p, pairs[p].sender), &args).await?;
-
-    let relay_before = ctx.relay_sample();
-    let warmup_us = args.warmup.as_micros() as u64;
-    let run = Arc::new(Run {
-        clock: Clock {
-            // A moment ahead, so every task starts on the same instant.
-            t0: Instant::now() + Duration::from_millis(200),
-            warmup_us,
-            end_us: warmup_us + args.duration.as_micros() as u64,
-        },
-        progress: Progress::default(),
-    });
-    let redial = |account: usize, node: usize| {
-        args.reconnect.then(|| {
-            Redial::new(
-                targets.clone(),
-                node,
-                account,
-                accounts[account].token.clone(),
-                args.reconnect_deadline,
-                run.clock,
-                run.progress.down.clone(),
+    /// Opens every pair's sessions (recipients first) with `accounts`
+    /// (`2 × --pairs` of them: pair p's sender is account 2p, its
+    /// recipient 2p + 1), placed on `targets` by `--placement`.
+    pub async fn open(
+        ctx: &Ctx,
+        args: ChatArgs,
+        targets: Arc<Targets>,
+        accounts: Vec<Account>,
+    ) -> Result<ChatLoad, Error> {
+        args.check()?;
+        if accounts.len() < 2 * args.pairs {
+            return Err(format!(
+                "{} chat pairs need {} accounts, got {}",
+                args.pairs,
+                2 * args.pairs,
+                accounts.len()
             )
+            .into());
+        }
+        let log = &ctx.log;
+        let pairs: Vec<PairNodes> = (0..args.pairs)
+            .map(|p| args.placement.pair(p, targets.len()))
+            .collect();
+        if targets.len() > 1 {
+            log.say(format_args!(
+                "{} relays, placement {}: {} of {} pairs cross relays",
+                targets.len(),
+                args.placement.name(),
+                pairs.iter().filter(|p| p.crosses()).count(),
+                args.pairs
+            ));
+        }
+        // Recipients first, so every push of the run is live, not an
+        // offline backlog; then senders.
+        log.say(format_args!("opening {} chat sessions", 2 * args.pairs));
+        let recipients = open_sessions(
+            &targets,
+            &accounts,
+            |p| (2 * p + 1, pairs[p].recipient),
+            &args,
+        )
+        .await?;
+        let senders =
+            open_sessions(&targets, &accounts, |p| (2 * p, pairs[p].sender), &args).await?;
+        Ok(ChatLoad {
+            args,
+            targets,
+            accounts,
+            pairs,
+            recipients,
+            senders,
         })
-    };
-    let body: Arc<str> = wire::filler_body(args.body_bytes).into();
-    let run_id: Arc<str> = ctx.run_id.as_str().into();
-    let expected_per_pair = args.expected_per_pair();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let spec = RecvSpec {
-        run_id: run_id.clone(),
-        clock: run.clock,
-        keep_latencies: false,
-    };
-    let recv_tasks: Vec<_> = (recipients.into_iter().enumerate())
-        .map(|(p, (ws, _))| {
-            tokio::spawn(run_recipient(
-                ws,
-                p as u32,
-                expected_per_pair,
-                spec.clone(),
-                Some(run.clone() as Arc<dyn ProgressSink>),
-                stop_rx.clone(),
-                redial(2 * p + 1, pairs[p].recipient),
-            ))
-        })
-        .collect();
-    let send_tasks: Vec<_> = (senders.into_iter().enumerate())
-        .map(|(p, (ws, _))| {
-            let cfg = SenderCfg {
-                pair: p as u32,
-                to: To::User(accounts[2 * p + 1].user_id),
-                window: args.window,
-                schedule: Schedule::for_sender(p, args.pairs, args.rate),
-                body: body.clone(),
-                expected: expected_per_pair,
-                run_id: run_id.clone(),
-            };
-            tokio::spawn(run_sender(
-                ws,
-                cfg,
-                run.clone(),
-                stop_rx.clone(),
-                redial(2 * p, pairs[p].sender),
-            ))
-        })
-        .collect();
-
-    // Measured period.
-    let at = |us: u64| tokio::time::Instant::from_std(run.clock.t0 + Duration::from_micros(us));
-    log.say(format_args!(
-        "running: warmup {:?}, measuring {:?}",
-        args.warmup, args.duration
-    ));
-    progress_until(&run, at(run.clock.warmup_us), log).await;
-    let measured = Phase::start(ctx);
-    progress_until(&run, at(run.clock.end_us), log).await;
-    let measured = measured.end(ctx);
-
-    let drain = drain(&run, &args, log).await;
-    let _ = stop_tx.send(true);
-
-    let mut outs_s = Vec::with_capacity(args.pairs);
-    for t in send_tasks {
-        outs_s.push(t.await?);
     }
-    let mut outs_r = Vec::with_capacity(args.pairs);
-    for t in recv_tasks {
-        outs_r.push(t.await?);
-    }
-    log.say(format_args!("done; closing"));
 
-    let mut r = report::assemble(&args, &targets.urls(), &pairs, &outs_s, &outs_r);
-    r.drain_secs = crate::report::round_to(drain.as_secs_f64(), 2);
-    r.relay_rss_before_kib = relay_before.map(|s| s.rss_kib);
-    r.relay_rss_after_kib = measured.relay_end.map(|s| s.rss_kib);
-    r.usage = measured.usage;
-    Ok(r)
+    /// Runs the load on a clock starting at `t0` (warm-up, measured
+    /// period, drain) and reports it.
+    pub async fn measure(self, ctx: &Ctx, t0: Instant) -> Result<ChatReport, Error> {
+        let ChatLoad {
+            args,
+            targets,
+            accounts,
+            pairs,
+            recipients,
+            senders,
+        } = self;
+        let log = &ctx.log;
+        let relay_before = ctx.relay_sample();
+        let warmup_us = args.warmup.as_micros() as u64;
+        let run = Arc::new(Run {
+            clock: Clock {
+                t0,
+                warmup_us,
+                end_us: warmup_us + args.duration.as_micros() as u64,
+            },
+            progress: Progress::default(),
+        });
+        let redial = |account: usize, node: usize| {
+            args.reconnect.then(|| {
+                Redial::new(
+                    targets.clone(),
+                    node,
+                    account,
+                    accounts[account].token.clone(),
+                    args.reconnect_deadline,
+                    run.clock,
+                    run.progress.down.clone(),
+                )
+            })
+        };
+        let body: Arc<str> = wire::filler_body(args.body_bytes).into();
+        let run_id: Arc<str> = ctx.run_id.as_str().into();
+        let expected_per_pair = args.expected_per_pair();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let spec = RecvSpec {
+            run_id: run_id.clone(),
+            clock: run.clock,
+            keep_latencies: false,
+        };
+        let recv_tasks: Vec<_> = (recipients.into_iter().enumerate())
+            .map(|(p, (ws, _))| {
+                tokio::spawn(run_recipient(
+                    ws,
+                    p as u32,
+                    expected_per_pair,
+                    spec.clone(),
+                    Some(run.clone() as Arc<dyn ProgressSink>),
+                    stop_rx.clone(),
+                    redial(2 * p + 1, pairs[p].recipient),
+                ))
+            })
+            .collect();
+        let send_tasks: Vec<_> = (senders.into_iter().enumerate())
+            .map(|(p, (ws, _))| {
+                let cfg = SenderCfg {
+                    pair: p as u32,
+                    to: To::User(accounts[2 * p + 1].user_id),
+                    window: args.window,
+                    schedule: Schedule::for_sender(p, args.pairs, args.rate),
+                    body: body.clone(),
+                    expected: expected_per_pair,
+                    run_id: run_id.clone(),
+                };
+                tokio::spawn(run_sender(
+                    ws,
+                    cfg,
+                    run.clone(),
+                    stop_rx.clone(),
+                    redial(2 * p, pairs[p].sender),
+                ))
+            })
+            .collect();
+
+        // Measured period.
+        let at = |us: u64| tokio::time::Instant::from_std(run.clock.t0 + Duration::from_micros(us));
+        log.say(format_args!(
+            "running: warmup {:?}, measuring {:?}",
+            args.warmup, args.duration
+        ));
+        progress_until(&run, at(run.clock.warmup_us), log).await;
+        let measured = Phase::start(ctx);
+        progress_until(&run, at(run.clock.end_us), log).await;
+        let measured = measured.end(ctx);
+
+        let drain = drain(&run, &args, log).await;
+        let _ = stop_tx.send(true);
+
+        let mut outs_s = Vec::with_capacity(args.pairs);
+        for t in send_tasks {
+            outs_s.push(t.await?);
+        }
+        let mut outs_r = Vec::with_capacity(args.pairs);
+        for t in recv_tasks {
+            outs_r.push(t.await?);
+        }
+        log.say(format_args!("done; closing"));
+
+        let mut r = report::assemble(&args, &targets.urls(), &pairs, &outs_s, &outs_r);
+        r.drain_secs = crate::report::round_to(drain.as_secs_f64(), 2);
+        r.relay_rss_before_kib = relay_before.map(|s| s.rss_kib);
+        r.relay_rss_after_kib = measured.relay_end.map(|s| s.rss_kib);
+        r.usage = measured.usage;
+        Ok(r)
+    }
 }
 
 /// Waits until every sender is settled and every stored message has

@@ -40,6 +40,7 @@ mod setup;
 pub use args::{FanoutArgs, MAX_GROUP_MEMBERS};
 pub use report::{FanoutReport, MessageFigures};
 pub use setup::GroupSetup;
+pub(crate) use setup::{create_group, join_group};
 
 use crate::client::{self, Api, Targets};
 use crate::recipient::RecvSpec;

@@ -73,27 +73,14 @@ pub(super) async fn setup_group(
         .map(|a| {
             let (path, done, last_log) = (&path, &done, &last_log);
             async move {
-                let r = api
-                    .request(hyper::Method::POST, path, Some(&a.token), None)
-                    .await?;
-                if r.status != 200 {
-                    return Err(format!("join as {}: {}", a.username, r.describe()).into());
-                }
-                let joined: GroupSummary = parse(&r.body, "join answer")?;
-                if joined.group_id != group {
-                    return Err(format!(
-                        "join as {}: answered for group {}",
-                        a.username, joined.group_id.0
-                    )
-                    .into());
-                }
+                let bytes = join_at(api, a, group, path).await?;
                 let n = done.fetch_add(1, Relaxed) + 1;
                 let mut last = last_log.lock().unwrap();
                 if last.elapsed() >= Duration::from_secs(2) {
                     *last = Instant::now();
                     log.say(format_args!("joined {n}/{total}"));
                 }
-                Ok(r.body.len() as u64)
+                Ok(bytes)
             }
         })
         .buffer_unordered(args.join_concurrency.max(1))
@@ -131,8 +118,36 @@ pub(super) async fn setup_group(
     })
 }
 
+/// `a` joins the public `group` (`POST /api/groups/{id}/join`); returns the
+/// size of the answer, bytes.
+pub(crate) async fn join_group(api: &Api, a: &Account, group: GroupId) -> Result<u64, Error> {
+    join_at(api, a, group, &format!("/api/groups/{}/join", group.0)).await
+}
+
+async fn join_at(api: &Api, a: &Account, group: GroupId, path: &str) -> Result<u64, Error> {
+    let r = api
+        .request(hyper::Method::POST, path, Some(&a.token), None)
+        .await?;
+    if r.status != 200 {
+        return Err(format!("join as {}: {}", a.username, r.describe()).into());
+    }
+    let joined: GroupSummary = parse(&r.body, "join answer")?;
+    if joined.group_id != group {
+        return Err(format!(
+            "join as {}: answered for group {}",
+            a.username, joined.group_id.0
+        )
+        .into());
+    }
+    Ok(r.body.len() as u64)
+}
+
 /// Creates a public group owned by `owner`.
-async fn create_group(api: &Api, owner: &Account, name: &str) -> Result<GroupSummary, Error> {
+pub(crate) async fn create_group(
+    api: &Api,
+    owner: &Account,
+    name: &str,
+) -> Result<GroupSummary, Error> {
     let body = serde_json::json!({ "name": name, "public": true });
     let r = api
         .request(
