@@ -3,7 +3,7 @@
 # loopback, one or two release relays on them, and the load generator
 # talking to the relays directly (no nginx).
 #
-#   loadgen/bench-cluster.sh [closed|offered|latency|single|sqlite|all] [RUNS]
+#   loadgen/bench-cluster.sh [closed|offered|latency|single|sqlite|fanout|kill|pglatency|voice|all] [RUNS]
 #
 # closed:  2 relays, every pair across them, closed loop (the throughput floor)
 # offered: 2 relays, every pair across them, offered $OFFERED msg/s (default 20000)
@@ -14,6 +14,9 @@
 #          relay n1 gets kill -9 $KILL_AFTER s into the run (default 10)
 # single:  1 relay on PostgreSQL (no Redis), closed loop
 # sqlite:  1 relay on the SQLite default, closed loop (same session, for the ratio)
+# voice:   voice rooms, $ROOMS (default 10) × 50 participants × 2 speakers
+#          with a chat side load: 1 relay on PostgreSQL, then 2 relays on
+#          Redis, alternating RUNS times
 #
 # Every run gets a fresh database and fresh relays; PostgreSQL and Redis
 # live for the whole script under $BENCH_DIR (default
@@ -94,7 +97,7 @@ start_relays() {
 counters() {
     for u in "${urls[@]}"; do
         printf '  %s:' "$u"
-        curl -s "$u/metrics" | grep -E '^ferrochat_(cluster_(published|publish_dropped|received|recovered|backpressure)|store_(commits|ops|commit_micros))_total' |
+        curl -s "$u/metrics" | grep -E '^ferrochat_(cluster_(published|publish_dropped|received|recovered|backpressure|voice_(published|dropped|received))|audio_frames_(in|out|dropped)|store_(commits|ops|commit_micros))_total' |
             sed 's/ferrochat_//;s/cluster_//;s/_total//' | tr '\n' ' '
         echo
     done
@@ -154,5 +157,19 @@ kill | all)
     ;;&
 latency | all)
     case_ "latency-${RATE:-5000}-spread" 2 postgres redis -- --placement spread --pairs 100 --rate "${RATE:-5000}" --duration 15s
+    ;;&
+voice | all)
+    # Voice rooms (issue 14): ROOMS (default 10) × 50 participants × 2
+    # speakers with a chat side load, on one relay on PostgreSQL and on two
+    # relays linked by Redis (participants alternate relays, so most pairs
+    # cross), alternating.
+    for i in $(seq "$runs"); do
+        for n in 1 2; do
+            name=voice-${ROOMS:-10}-pg-single redis=""
+            if [ "$n" = 2 ]; then name=voice-${ROOMS:-10}-2nodes redis=redis; fi
+            runs=1 case_ "$name" "$n" postgres "$redis" voice -- --rooms "${ROOMS:-10}" \
+                --participants 50 --speakers 2 --chat-pairs 50 --chat-rate 500 --duration 20s
+        done
+    done
     ;;
 esac
