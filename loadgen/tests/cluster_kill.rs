@@ -21,18 +21,7 @@ fn a_relay_killed_under_load_loses_nothing_and_stores_nothing_twice() {
     let mut config = ClusterConfig::new(&dir, services::relay::test_binary());
     config.nodes = 2;
     config.backend = Backend::Postgres;
-    config.extra_relay_args = [
-        "--rate-limit",
-        "1000000",
-        "--rate-burst",
-        "1000000",
-        "--register-limit",
-        "off",
-        "--log",
-        "warn",
-    ]
-    .map(String::from)
-    .to_vec();
+    config.extra_relay_args = services::relay::load_test_args();
     let mut cluster = Cluster::start(config).expect("the cluster starts");
     let urls: Vec<String> = cluster.relays().iter().map(|r| r.url()).collect();
     let generator = Command::new(env!("CARGO_BIN_EXE_loadgen"))

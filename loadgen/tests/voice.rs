@@ -13,20 +13,8 @@ use std::process::Command;
 fn a_small_voice_run_delivers_every_frame_to_every_listener() {
     let dir = std::env::temp_dir().join(format!("loadgen-voice-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let args: Vec<String> = [
-        "--db",
-        "sqlite::memory:",
-        "--rate-limit",
-        "1000000",
-        "--rate-burst",
-        "1000000",
-        "--register-limit",
-        "off",
-        "--log",
-        "warn",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = vec!["--db".to_string(), "sqlite::memory:".into()];
+    args.extend(services::relay::load_test_args());
     let mut relay = RelayProcess::spawn(
         &services::relay::test_binary(),
         &args,

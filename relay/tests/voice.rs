@@ -4,69 +4,14 @@
 
 mod common;
 
-use common::voice::{audio_frame, heard};
+use common::voice::{audio_frame, error, heard, join, room_is};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use shared::api::Session;
 use shared::audio;
-use shared::{close, ClientFrame, ErrorCode, ErrorFrame, GroupId, ServerFrame};
+use shared::{close, ClientFrame, ErrorCode, GroupId, ServerFrame};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn join(c: &mut Client, group: GroupId) -> Vec<String> {
-    c.send(&ClientFrame::VoiceJoin { group_id: group }).await;
-    match c
-        .recv_where(|f| matches!(f, ServerFrame::VoiceJoined { .. } | ServerFrame::Error(_)))
-        .await
-    {
-        ServerFrame::VoiceJoined {
-            group_id,
-            participants,
-            ..
-        } => {
-            assert_eq!(group_id, group);
-            participants.into_iter().map(|p| p.username).collect()
-        }
-        other => panic!("join refused: {other:?}"),
-    }
-}
-
-/// The next 125 for `group`: usernames (with "*" after a muted one).
-async fn room(c: &mut Client, group: GroupId) -> Vec<String> {
-    loop {
-        if let ServerFrame::VoiceRoom {
-            group_id,
-            participants,
-            ..
-        } = c
-            .recv_where(|f| matches!(f, ServerFrame::VoiceRoom { .. }))
-            .await
-        {
-            if group_id == group {
-                return participants
-                    .into_iter()
-                    .map(|p| p.username + if p.muted { "*" } else { "" })
-                    .collect();
-            }
-        }
-    }
-}
-
-/// Waits for a 125 listing exactly `names`, skipping intermediate ones.
-async fn room_is(c: &mut Client, group: GroupId, names: &[&str]) {
-    loop {
-        if room(c, group).await == names {
-            return;
-        }
-    }
-}
-
-async fn error(c: &mut Client) -> ErrorFrame {
-    match c.recv_where(|f| matches!(f, ServerFrame::Error(_))).await {
-        ServerFrame::Error(e) => e,
-        _ => unreachable!(),
-    }
-}
 
 async fn users(relay: &TestRelay, names: &[&str]) -> Vec<Session> {
     let mut v = Vec::new();
@@ -86,14 +31,14 @@ async fn join_and_leave_push_the_room_to_every_online_member() {
         relay.login(&u[1]).await,
         relay.login(&u[2]).await,
     );
-    assert_eq!(join(&mut alice, g).await, ["alice"]);
+    assert_eq!(join(&mut alice, g).await.names, ["alice"]);
     room_is(&mut alice, g, &["alice"]).await;
     room_is(&mut carol, g, &["alice"]).await;
-    assert_eq!(join(&mut bob, g).await, ["alice", "bob"]);
+    assert_eq!(join(&mut bob, g).await.names, ["alice", "bob"]);
     room_is(&mut alice, g, &["alice", "bob"]).await;
     room_is(&mut carol, g, &["alice", "bob"]).await;
     // Joining twice changes nothing.
-    assert_eq!(join(&mut bob, g).await, ["alice", "bob"]);
+    assert_eq!(join(&mut bob, g).await.names, ["alice", "bob"]);
     alice.send(&ClientFrame::VoiceLeave { group_id: g }).await;
     room_is(&mut bob, g, &["bob"]).await;
     room_is(&mut carol, g, &["bob"]).await;
@@ -206,7 +151,7 @@ async fn a_full_room_refuses_with_room_full() {
     // A place frees up: carol gets in.
     c[0].send(&ClientFrame::VoiceLeave { group_id: g }).await;
     room_is(&mut c[2], g, &["bob"]).await;
-    assert_eq!(join(&mut c[2], g).await, ["bob", "carol"]);
+    assert_eq!(join(&mut c[2], g).await.names, ["bob", "carol"]);
     relay.stop().await;
 }
 

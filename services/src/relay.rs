@@ -18,6 +18,23 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 /// Attempts at a first start, each on a fresh port.
 const PORT_ATTEMPTS: usize = 3;
 
+/// Relay flags for load tests: no per-connection rate limit, no
+/// registration cap, quiet logs (the generator is the only client).
+pub fn load_test_args() -> Vec<String> {
+    [
+        "--rate-limit",
+        "1000000",
+        "--rate-burst",
+        "1000000",
+        "--register-limit",
+        "off",
+        "--log",
+        "warn",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The `ferrochat-relay` binary for tests: `FERROCHAT_RELAY_BIN`, or built
 /// (once per test binary) into the target directory the calling test runs
 /// from. A test binary cannot name another package's binary
