@@ -252,7 +252,7 @@ impl Ui {
                 if let Some(what) = self.sending.remove(&client_msg_id) {
                     let now = chrono::Local::now().timestamp_millis();
                     self.out
-                        .say(format!("[{}] you → {what}", display::local_time(now)));
+                        .say(format!("[{}] you -> {what}", display::local_time(now)));
                 }
             }
             Event::Refused {

@@ -39,14 +39,14 @@ pub fn cli(relay: &RelayProcess, config: &Path) -> Command {
         .arg(config)
         .env_remove("FERROCHAT_SERVER")
         .env_remove("FERROCHAT_CONFIG_DIR")
-        .env("FERROCHAT_PASSWORD", "correct horse battery")
-        .stdin(Stdio::null());
+        .env("FERROCHAT_PASSWORD", "correct horse battery");
     c
 }
 
 /// Runs the CLI to completion (killed after the deadline).
 pub fn run(mut c: Command) -> Output {
     let mut child = c
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -137,6 +137,7 @@ impl Lines {
 pub fn listen(relay: &RelayProcess, config: &Path) -> (Child, Lines, Lines) {
     let mut c = cli(relay, config);
     c.args(["listen", "--json"])
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("listen runs");
