@@ -55,7 +55,8 @@ pub async fn run(saved: Saved) -> Result<()> {
         .ok()
         .map(|p| Arc::new(Mutex::new(Box::new(p) as Box<dyn ExternalPrinter + Send>))));
     let prompt = Arc::new(Mutex::new("> ".to_string()));
-    let (line_tx, mut lines) = mpsc::unbounded_channel::<Option<String>>();
+    // One line at a time: the editor waits for `go` before reading on.
+    let (line_tx, mut lines) = mpsc::channel::<Option<String>>(1);
     // The editor reads the next line only once the last one is handled, so
     // the prompt shows the conversation it switched to.
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -66,12 +67,12 @@ pub async fn run(saved: Saved) -> Result<()> {
             match rl.readline(&current) {
                 Ok(l) => {
                     let _ = rl.add_history_entry(l.as_str());
-                    if line_tx.send(Some(l)).is_err() {
+                    if line_tx.blocking_send(Some(l)).is_err() {
                         return;
                     }
                 }
                 Err(_) => {
-                    let _ = line_tx.send(None);
+                    let _ = line_tx.blocking_send(None);
                     return;
                 }
             }

@@ -24,6 +24,8 @@ const DEAD_AFTER: Duration = Duration::from_secs(25);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Message ids remembered for dedupe.
 const SEEN_CAP: usize = 100_000;
+/// Events waiting for the display, at most.
+const EVENTS: usize = 256;
 
 /// What the session tells its consumer.
 #[derive(Debug)]
@@ -89,13 +91,13 @@ impl Session {
     /// Starts a session on `ws_url` with `token`. With `receive` false,
     /// pushes are ignored and never acked (a `send` must not take the
     /// user's messages away from their real clients).
-    pub fn start(
-        ws_url: String,
-        token: String,
-        receive: bool,
-    ) -> (Session, mpsc::UnboundedReceiver<Event>) {
+    pub fn start(ws_url: String, token: String, receive: bool) -> (Session, mpsc::Receiver<Event>) {
+        // Commands are the user's lines and one ack per event shown, so
+        // their number is bounded by `EVENTS` and typing; events are
+        // bounded: a display that falls behind stops the socket's reads,
+        // and the relay's own per-socket queue takes it from there.
         let (tx, rx) = mpsc::unbounded_channel();
-        let (etx, erx) = mpsc::unbounded_channel();
+        let (etx, erx) = mpsc::channel(EVENTS);
         let task = tokio::spawn(run(ws_url, token, receive, rx, etx));
         (Session { tx, task }, erx)
     }
@@ -180,7 +182,7 @@ async fn run(
     token: String,
     receive: bool,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
 ) {
     let mut st = State::default();
     let mut backoff = Backoff::default();
@@ -198,13 +200,19 @@ async fn run(
         {
             End::Quit => return,
             End::Auth(m) => {
-                let _ = events.send(Event::AuthFailed(m));
+                let _ = events.send(Event::AuthFailed(m)).await;
                 return;
             }
             End::Lost(reason) => reason,
         };
         let retry_in = backoff.next_delay();
-        let _ = events.send(Event::Offline { reason, retry_in });
+        if events
+            .send(Event::Offline { reason, retry_in })
+            .await
+            .is_err()
+        {
+            return;
+        }
         let pause = tokio::time::sleep(retry_in);
         tokio::pin!(pause);
         loop {
@@ -232,7 +240,7 @@ async fn socket(
     receive: bool,
     st: &mut State,
     cmds: &mut mpsc::UnboundedReceiver<Cmd>,
-    events: &mpsc::UnboundedSender<Event>,
+    events: &mpsc::Sender<Event>,
     backoff: &mut Backoff,
 ) -> End {
     let login = async {
@@ -269,7 +277,13 @@ async fn socket(
             Ok(Ok(Ok(s))) => s,
         };
     backoff.reset();
-    let _ = events.send(Event::Online { user_id, username });
+    if events
+        .send(Event::Online { user_id, username })
+        .await
+        .is_err()
+    {
+        return End::Quit;
+    }
     for (_, c) in &st.pending {
         if sink
             .send(text(&ClientFrame::Chat(c.clone())))
@@ -296,7 +310,13 @@ async fn socket(
                         let why = f.map(|f| format!("closed ({}: {})", u16::from(f.code), f.reason));
                         return End::Lost(why.unwrap_or_else(|| "closed".into()));
                     }
-                    Some(Ok(Message::Text(t))) => on_frame(&t, receive, st, events, &mut out),
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(ev) = on_frame(&t, receive, st, &mut out) {
+                            if events.send(ev).await.is_err() {
+                                return End::Quit;
+                            }
+                        }
+                    }
                     Some(Ok(_)) => {}
                 }
             }
@@ -333,18 +353,14 @@ async fn socket(
 }
 
 /// One frame from the relay; frames to answer go to `out`.
-fn on_frame(
-    t: &str,
-    receive: bool,
-    st: &mut State,
-    events: &mpsc::UnboundedSender<Event>,
-    out: &mut Vec<ClientFrame>,
-) {
+/// What a frame from the relay means for the user, if anything; acks for
+/// pushes already shown go to `out`.
+fn on_frame(t: &str, receive: bool, st: &mut State, out: &mut Vec<ClientFrame>) -> Option<Event> {
     // Frames this build does not know (voice rooms) are ignored.
     let Ok(frame) = ServerFrame::decode(t) else {
-        return;
+        return None;
     };
-    let ev = match frame {
+    match frame {
         ServerFrame::Chat(m) if receive => match st.pushed(m.msg_id) {
             Some(true) => {
                 out.push(ClientFrame::Ack { msg_id: m.msg_id });
@@ -374,9 +390,6 @@ fn on_frame(
         } => Some(Event::Presence { username, online }),
         ServerFrame::GroupEvent(g) => Some(Event::Group(g)),
         _ => None,
-    };
-    if let Some(ev) = ev {
-        let _ = events.send(ev);
     }
 }
 
