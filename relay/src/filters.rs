@@ -110,9 +110,26 @@ pub fn new_visitor(
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(client_ip(app))
-        .and(warp::body::content_length_limit(MAX_HTTP_BODY_BYTES))
-        .and(warp::body::bytes())
+        .and(optional_body())
         .and_then(visitors::create)
+}
+
+/// A body of at most `MAX_HTTP_BODY_BYTES`, or an empty one when the
+/// request says it has none (neither `Content-Length` nor
+/// `Transfer-Encoding`).
+fn optional_body(
+) -> impl Filter<Extract = (warp::hyper::body::Bytes,), Error = warp::Rejection> + Clone {
+    let sized = warp::body::content_length_limit(MAX_HTTP_BODY_BYTES).and(warp::body::bytes());
+    let none = warp::header::optional::<String>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(|len: Option<String>, te: Option<String>| async move {
+            match (len, te) {
+                (None, None) => Ok(warp::hyper::body::Bytes::new()),
+                // Not this branch: the sized one's rejection stands.
+                _ => Err(warp::reject::not_found()),
+            }
+        });
+    sized.or(none).unify()
 }
 
 /// `POST /api/login`
