@@ -116,7 +116,8 @@ pub(super) async fn serve(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
                 | ClientFrame::Read { .. }
                 | ClientFrame::VoiceJoin { .. }
                 | ClientFrame::VoiceLeave { .. }
-                | ClientFrame::VoiceMute { .. },
+                | ClientFrame::VoiceMute { .. }
+                | ClientFrame::VoiceQuery { .. },
                 Some(_),
             ) => {}
             (ClientFrame::Login { .. }, Some(_)) => {
