@@ -395,7 +395,8 @@ async fn serve_socket(ws: Ws, st: Arc<State>) {
                 | ClientFrame::Read { .. }
                 | ClientFrame::VoiceJoin { .. }
                 | ClientFrame::VoiceLeave { .. }
-                | ClientFrame::VoiceMute { .. },
+                | ClientFrame::VoiceMute { .. }
+                | ClientFrame::VoiceQuery { .. },
             ) => continue,
             Err(e) => e.to_frame(),
         };
