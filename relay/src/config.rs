@@ -93,7 +93,8 @@ pub struct Config {
     #[arg(
         long,
         env = "FERROCHAT_DB",
-        default_value = "sqlite://./data/ferrochat.db"
+        default_value = "sqlite://./data/ferrochat.db",
+        global = true
     )]
     pub db: String,
 
@@ -232,6 +233,29 @@ pub struct Config {
     )]
     pub register_limit: Quota,
 
+    /// New visitors of the support desk (`POST /api/visitors`) per client
+    /// address: `N/WINDOW` (a burst of N, then one every WINDOW/N), or
+    /// `off`.
+    #[arg(
+        long,
+        env = "FERROCHAT_VISITOR_LIMIT",
+        value_name = "N/WINDOW",
+        default_value = "20/1h",
+        value_parser = parse_quota
+    )]
+    pub visitor_limit: Quota,
+
+    /// Visitor tokens expire this long after the visitor was created: a
+    /// reload or a visit within it is the same visitor.
+    #[arg(long, env = "FERROCHAT_VISITOR_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub visitor_token_ttl: Duration,
+
+    /// The local admin channel of a relay on an SQLite file: a Unix socket
+    /// (mode 0600) that `ferrochat-relay admin` talks to while the relay
+    /// holds the database. Default: `<database file>.admin.sock`.
+    #[arg(long, env = "FERROCHAT_ADMIN_SOCKET", global = true)]
+    pub admin_socket: Option<PathBuf>,
+
     /// A reverse proxy whose `--client-ip-header` is believed: an address
     /// or a CIDR block; repeat the flag or separate with commas. Without
     /// one, a request's client address is always its TCP peer.
@@ -288,6 +312,44 @@ pub struct Config {
     /// How long shutdown waits for sockets and requests to finish.
     #[arg(long, env = "FERROCHAT_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// A command to run instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `ferrochat-relay <command>`.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Grants or revokes roles, with or without a running relay (see
+    /// `relay/src/admin/`).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        op: AdminOp,
+    },
+}
+
+/// `ferrochat-relay admin <op>`.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum AdminOp {
+    /// Makes a user an administrator (the first one is made this way).
+    GrantAdmin {
+        /// The user.
+        username: String,
+    },
+    /// Makes a user an agent of the support desk.
+    GrantAgent {
+        /// The user.
+        username: String,
+    },
+    /// Makes an agent or administrator a plain user again.
+    RevokeAgent {
+        /// The user.
+        username: String,
+    },
+    /// Lists agents and administrators.
+    ListAgents,
 }
 
 impl Config {

@@ -3,7 +3,8 @@
 //! ignore their body never read it), and all rejections go through one
 //! `recover`.
 
-use crate::handlers::{self, groups, history, Authed, ConnSlot};
+use crate::handlers::{self, groups, history, visitors, Authed, ConnSlot};
+use crate::rules::desk;
 use crate::server::RemoteAddr;
 use crate::App;
 use hyper::upgrade::OnUpgrade;
@@ -19,6 +20,7 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     let api = register(app.clone())
+        .or(new_visitor(app.clone()))
         .or(login(app.clone()))
         .or(logout(app.clone()))
         .or(me(app.clone()))
@@ -69,10 +71,22 @@ fn client_ip(
         })
 }
 
-/// Requires `Authorization: Bearer <token>`.
+/// Requires `Authorization: Bearer <token>` of an account: visitors are
+/// refused (`rules::desk::api`). Routes are closed to visitors unless
+/// they say otherwise ([`own_session`]).
 fn authed(app: Arc<App>) -> impl Filter<Extract = (Authed,), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and(with_app(app))
+        .and(warp::any().map(|| desk::Api::Accounts))
+        .and_then(handlers::authenticate)
+}
+
+/// Requires `Authorization: Bearer <token>` of anyone, visitors included:
+/// for the caller's own session only.
+fn own_session(app: Arc<App>) -> impl Filter<Extract = (Authed,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(with_app(app))
+        .and(warp::any().map(|| desk::Api::OwnSession))
         .and_then(handlers::authenticate)
 }
 
@@ -86,6 +100,36 @@ pub fn register(
         .and(client_ip(app))
         .and(json_body::<Credentials>())
         .and_then(handlers::register)
+}
+
+/// `POST /api/visitors`: the body is optional (`{}` when empty).
+pub fn new_visitor(
+    app: Arc<App>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "visitors")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(client_ip(app))
+        .and(optional_body())
+        .and_then(visitors::create)
+}
+
+/// A body of at most `MAX_HTTP_BODY_BYTES`, or an empty one when the
+/// request says it has none (neither `Content-Length` nor
+/// `Transfer-Encoding`).
+fn optional_body(
+) -> impl Filter<Extract = (warp::hyper::body::Bytes,), Error = warp::Rejection> + Clone {
+    let sized = warp::body::content_length_limit(MAX_HTTP_BODY_BYTES).and(warp::body::bytes());
+    let none = warp::header::optional::<String>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(|len: Option<String>, te: Option<String>| async move {
+            match (len, te) {
+                (None, None) => Ok(warp::hyper::body::Bytes::new()),
+                // Not this branch: the sized one's rejection stands.
+                _ => Err(warp::reject::not_found()),
+            }
+        });
+    sized.or(none).unify()
 }
 
 /// `POST /api/login`
@@ -107,7 +151,7 @@ pub fn logout(
     warp::path!("api" / "logout")
         .and(warp::post())
         .and(with_app(app.clone()))
-        .and(authed(app))
+        .and(own_session(app))
         .and_then(handlers::logout)
 }
 
@@ -117,7 +161,7 @@ pub fn me(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "me")
         .and(warp::get())
-        .and(authed(app))
+        .and(own_session(app))
         .and_then(handlers::me)
 }
 

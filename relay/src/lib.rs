@@ -12,8 +12,10 @@
 //! - [`cluster`]: several relays on one database, linked by Redis;
 //! - [`fatal`]: threads that must not die alone;
 //! - [`throttle`]: failed-login lockouts and the registration cap;
+//! - [`admin`]: the admin command (roles) and the relay's admin channel;
 //! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`].
 
+pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod cluster;
@@ -109,6 +111,7 @@ pub async fn run(
         .await
         .map_err(|e| Error::Config(e.to_string()))??
     };
+    let _admin = admin::serve_channel(&config, store.clone())?;
     let rooms = Arc::new(voice::Voice::new(config.voice_capacity));
     let cluster = match &config.redis {
         Some(url) => {

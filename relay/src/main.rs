@@ -6,6 +6,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     relay::tune_allocator();
     let config = relay::Config::parse();
+    if let Some(relay::config::Command::Admin { op }) = &config.command {
+        return relay::admin::main(&config, op);
+    }
     relay::init_tracing(&config);
     relay::raise_fd_limit();
     match tokio::runtime::Runtime::new() {

@@ -111,6 +111,10 @@ metrics! {
     counter login_throttled_total: "ferrochat_login_throttled_total",
     /// Registrations refused (429) by the per-address cap, before hashing.
     counter register_throttled_total: "ferrochat_register_throttled_total",
+    /// Visitors of the support desk created (`POST /api/visitors`).
+    counter visitors_total: "ferrochat_visitors_total",
+    /// New visitors refused (429) by the per-address `--visitor-limit`.
+    counter visitor_throttled_total: "ferrochat_visitor_throttled_total",
     /// Frames read from clients.
     counter frames_in_total: "ferrochat_frames_in_total",
     /// Frames queued to clients.

@@ -48,7 +48,10 @@ async fn register_and_login() {
 
     let (status, me) = relay.get("/api/me", login["token"].as_str()).await;
     assert_eq!(status, 200);
-    assert_eq!(me, json!({"userId": body["userId"], "username": "Alice"}));
+    assert_eq!(
+        me,
+        json!({"userId": body["userId"], "username": "Alice", "role": "user"})
+    );
     relay.stop().await;
 }
 

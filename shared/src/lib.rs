@@ -7,6 +7,7 @@
 pub mod api;
 pub mod audio;
 pub mod codes;
+pub mod desk;
 pub mod duration;
 pub mod frame;
 pub mod ids;

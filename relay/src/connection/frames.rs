@@ -5,6 +5,7 @@ use super::{Session, Stop};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::hub::{AckOutcome, SMALL_GROUP};
+use crate::rules::desk;
 use crate::socket::encode;
 use crate::store::NewChat;
 use shared::{
@@ -76,6 +77,16 @@ where
             return self.rate_limited(req_type, client_msg_id).await;
         }
         let me = self.user_id();
+        if let Ok(f) = &frame {
+            if let Err(e) = desk::frame(self.role, f) {
+                let client_msg_id = match f {
+                    ClientFrame::Chat(c) => c.client_msg_id.clone(),
+                    _ => None,
+                };
+                let refused = naming(relay_error(&e, f.type_code()), client_msg_id, None);
+                return self.reply(self.send(&refused).await);
+            }
+        }
         match frame {
             Err(e) => self.reply(self.send(&e.to_frame()).await),
             Ok(ClientFrame::Login { .. }) => self.reply(

@@ -6,6 +6,7 @@ use super::{Session, Stop};
 use crate::auth::token_hash;
 use crate::clock::now_ms;
 use crate::hub::{SyncEnd, SMALL_GROUP};
+use crate::rules::desk;
 use shared::{close, ClientFrame, ErrorCode, ServerFrame};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -59,14 +60,17 @@ where
         };
         let hash = token_hash(&token);
         let store = &self.app.store;
+        // A visitor has no contacts: nobody's presence reaches them, and
+        // theirs reaches nobody (`rules::desk::sees_presence`).
         let looked_up = match store.token_user(hash, now_ms()).await {
-            Ok(Some(u)) => store
+            Ok(Some((u, role))) if !desk::sees_presence(role) => Ok(Some((u, role, Vec::new()))),
+            Ok(Some((u, role))) => store
                 .contacts(u.id, SMALL_GROUP as u32)
                 .await
-                .map(|c| Some((u, c))),
+                .map(|c| Some((u, role, c))),
             other => other.map(|_| None),
         };
-        let (user, contacts) = match looked_up {
+        let (user, role, contacts) = match looked_up {
             Ok(Some(found)) => found,
             Ok(None) => return Err(self.login_failed().await),
             Err(e) => {
@@ -97,6 +101,7 @@ where
                 .hub
                 .register(&user, self.handle.clone(), hash, &contacts);
         self.registration = Some(registration);
+        self.role = role;
         let name: Arc<str> = user.username.as_str().into();
         self.user = Some((user, name));
         // Presence snapshot: which contacts are online right now.

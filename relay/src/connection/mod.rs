@@ -73,6 +73,7 @@ where
         handle,
         stream,
         user: None,
+        role: shared::desk::Role::User,
         registration: None,
         voice: None,
     };
@@ -124,6 +125,8 @@ struct Session<S> {
     /// Recent typing notices, for the per-conversation throttle.
     typed: Vec<(Target, Instant)>,
     user: Option<(UserRef, Arc<str>)>,
+    /// The logged-in user's role, as stored at LOGIN (`rules::desk`).
+    role: shared::desk::Role,
     registration: Option<Registration>,
     /// Voice rooms joined and the audio caps; made on first use.
     voice: Option<Box<voice::VoiceState>>,

@@ -3,17 +3,20 @@
 
 pub mod groups;
 pub mod history;
+pub mod visitors;
 
 use crate::auth::{new_token, token_hash, TokenHash};
 use crate::clock::now_ms;
 use crate::connection;
 use crate::error::Error;
+use crate::rules::desk;
 use crate::store::UserRef;
 use crate::{throttle, App};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use shared::api::{ApiError, Credentials, OnlineUsers, Session, UserSummary};
+use shared::desk::{Me, Role as UserRole};
 use shared::{close, validate, ErrorCode};
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -44,6 +47,8 @@ impl From<Error> for Rejection {
 pub struct Authed {
     /// Who.
     pub user: UserRef,
+    /// Their role, as stored when the request came.
+    pub role: UserRole,
     /// The token they used.
     pub token: TokenHash,
 }
@@ -67,17 +72,29 @@ fn summary(u: &UserRef) -> UserSummary {
     }
 }
 
-/// Checks a bearer token.
-pub async fn authenticate(header: Option<String>, app: Arc<App>) -> Result<Authed, Rejection> {
+/// Checks a bearer token, and that its owner may call `api`
+/// (`rules::desk::api`).
+pub async fn authenticate(
+    header: Option<String>,
+    app: Arc<App>,
+    api: desk::Api,
+) -> Result<Authed, Rejection> {
     let token = crate::auth::bearer(header.as_deref()).ok_or(Error::Unauthorized)?;
     let hash = token_hash(token);
     match app.store.token_user(hash, now_ms()).await? {
-        Some(user) => Ok(Authed { user, token: hash }),
+        Some((user, role)) => {
+            desk::api(role, api)?;
+            Ok(Authed {
+                user,
+                role,
+                token: hash,
+            })
+        }
         None => Err(Error::Unauthorized.into()),
     }
 }
 
-async fn issue_session(
+pub(crate) async fn issue_session(
     app: &App,
     user_id: shared::UserId,
     username: String,
@@ -165,9 +182,13 @@ pub async fn logout(app: Arc<App>, who: Authed) -> Result<impl Reply, Rejection>
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/me`.
+/// `GET /api/me`: the caller, with their role as stored now.
 pub async fn me(who: Authed) -> Result<impl Reply, Rejection> {
-    Ok(reply::json(&summary(&who.user)))
+    Ok(reply::json(&Me {
+        user_id: who.user.id,
+        username: who.user.username,
+        role: who.role,
+    }))
 }
 
 /// Query of `GET /api/users/online`.

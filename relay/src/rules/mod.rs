@@ -11,9 +11,11 @@
 //! - [`group`]: group permissions, the member cap, the heir when an owner
 //!   leaves, and the events each change announces;
 //! - [`read`]: how read markers move and who hears about it;
-//! - [`history`]: who may read which history, and "read by N".
+//! - [`history`]: who may read which history, and "read by N";
+//! - [`desk`]: what a visitor may do, and who may be given which role.
 
 pub mod chat;
+pub mod desk;
 pub mod group;
 pub mod history;
 pub mod read;

@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary, MemberInfo};
+use shared::desk::{NewVisitor, Role};
 use shared::{ChatMessage, Content, GroupId, MsgId, ServerFrame, Target, UserId};
 use std::sync::Arc;
 use std::time::Instant;
@@ -248,6 +249,15 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token; returns its owner if it existed.
     async fn revoke_token(&self, hash: TokenHash) -> Result<Option<UserId>>;
 
+    /// Creates a visitor of the desk: a user of role visitor, without a
+    /// password, under the internal `username` (see `shared::desk`), with
+    /// what they told about themselves. [`Error::UsernameTaken`] if the
+    /// name exists.
+    async fn create_visitor(&self, username: String, about: NewVisitor) -> Result<UserId>;
+
+    /// Sets a user's role (the rules are `rules::desk::grant`'s).
+    async fn set_role(&self, user: UserId, role: Role) -> Result<()>;
+
     /// Applies a group change (`rules::group::change`), in order with
     /// chats, so a message's recipients are exactly the members when it was
     /// stored.
@@ -265,11 +275,21 @@ pub trait Store: Send + Sync + 'static {
     /// Finds a user by username (case-insensitive).
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
 
-    /// Whether a user exists.
+    /// Whether a user exists (visitors do not, to the chat's rules).
     async fn user_exists(&self, user: UserId) -> Result<bool>;
 
-    /// The user a live token belongs to.
-    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>>;
+    /// A user and their role by username (case-insensitive), visitors
+    /// included; read after every write queued before it.
+    async fn user_role(&self, username: &str) -> Result<Option<(UserRef, Role)>>;
+
+    /// The agents and administrators, by username; read after every write
+    /// queued before it.
+    async fn staff(&self) -> Result<Vec<(UserRef, Role)>>;
+
+    /// The user a live token belongs to, with their role as stored now (a
+    /// role granted by the admin command on any machine applies to the
+    /// next request or login; nothing caches it).
+    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<(UserRef, Role)>>;
 
     /// Which of `hashes` were revoked (no longer stored; expiry aside): a
     /// cluster relay closes their sockets after a logout whose event it
@@ -285,7 +305,7 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Up to `limit` users whose username starts with `prefix`
-    /// (case-insensitive), sorted by username.
+    /// (case-insensitive), sorted by username; never visitors.
     async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRef>>;
 
     /// Everyone who shares a one-to-one conversation with `user`, or a group

@@ -228,9 +228,11 @@ impl Expiring for Bucket {
 pub struct Throttle {
     login: LoginPolicy,
     register: Quota,
+    visitor: Quota,
     clients: ClientAddr,
     logins: Mutex<Logins>,
     registrations: Mutex<Table<IpAddr, Bucket>>,
+    visitors: Mutex<Table<IpAddr, Bucket>>,
 }
 
 impl Throttle {
@@ -247,6 +249,7 @@ impl Throttle {
                 window: config.login_window,
             },
             register: config.register_limit,
+            visitor: config.visitor_limit,
             clients: ClientAddr::new(
                 config.trusted_proxies.clone(),
                 config.client_ip_header.clone(),
@@ -258,6 +261,7 @@ impl Throttle {
                 known: Table::new(cap),
             }),
             registrations: Mutex::new(Table::new(cap)),
+            visitors: Mutex::new(Table::new(cap)),
         }
     }
 
@@ -353,12 +357,37 @@ impl Throttle {
     /// Takes one registration from `client`'s allowance, or says how long
     /// until there is one.
     pub fn register(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Quota::Limit { count, window } = self.register else {
+        take(self.register, &self.registrations, client, now)
+    }
+
+    /// Takes one new visitor (`POST /api/visitors`) from `client`'s
+    /// `--visitor-limit` allowance, or says how long until there is one.
+    pub fn visitor(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        take(self.visitor, &self.visitors, client, now)
+    }
+
+    /// Remembers that `username` registered from `client`: the address is
+    /// known for that user (see the module doc).
+    pub fn registered(&self, username: &str, client: IpAddr, now: Instant) {
+        let pair: Pair = (name_key(username), addr_key(client));
+        *self.logins.lock().known.get_or_insert(pair, now, || now) = later(now, KNOWN_FOR);
+    }
+}
+
+/// Takes one event from `client`'s allowance under `quota` in `table`.
+fn take(
+    quota: Quota,
+    table: &Mutex<Table<IpAddr, Bucket>>,
+    client: IpAddr,
+    now: Instant,
+) -> Result<(), Duration> {
+    {
+        let Quota::Limit { count, window } = quota else {
             return Ok(());
         };
         let burst = f64::from(count);
         let rate = burst / window.min(MAX_SPAN).as_secs_f64();
-        let mut table = self.registrations.lock();
+        let mut table = table.lock();
         let b = table.get_or_insert(addr_key(client), now, || Bucket {
             tokens: burst,
             last: now,
@@ -375,13 +404,6 @@ impl Throttle {
         };
         b.full_at = later(now, Duration::from_secs_f64((burst - b.tokens) / rate));
         taken
-    }
-
-    /// Remembers that `username` registered from `client`: the address is
-    /// known for that user (see the module doc).
-    pub fn registered(&self, username: &str, client: IpAddr, now: Instant) {
-        let pair: Pair = (name_key(username), addr_key(client));
-        *self.logins.lock().known.get_or_insert(pair, now, || now) = later(now, KNOWN_FOR);
     }
 }
 

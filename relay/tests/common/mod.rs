@@ -274,6 +274,35 @@ impl TestRelay {
         (s, v)
     }
 
+    /// A POST with a JSON body and `headers` on top.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, hyper::HeaderMap) {
+        let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut req = hyper::Request::builder()
+            .method("POST")
+            .uri(self.url(path))
+            .header("connection", "close")
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let res = tokio::time::timeout(WAIT, client.request(req))
+            .await
+            .expect("HTTP in time")
+            .expect("HTTP");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value, headers)
+    }
+
     /// Registers `name` (password `password123`) and returns the session.
     pub async fn register(&self, name: &str) -> Session {
         let (status, body) = self

@@ -4,7 +4,7 @@
 
 use super::conn::{pg_error, with_conn};
 use super::marks::Mark;
-use super::{groups, listing, reads, Cmd, PostgresStore};
+use super::{accounts, groups, listing, reads, Cmd, PostgresStore};
 use crate::auth::TokenHash;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
+use shared::desk::{NewVisitor, Role};
 use shared::{ChatMessage, GroupId, MsgId, Target, UserId};
 use std::sync::atomic::Ordering::{Acquire, Release};
 use tokio::sync::oneshot;
@@ -123,7 +124,28 @@ impl Store for PostgresStore {
         with_conn!(&self.pool, |c| reads::user_exists(c, user))
     }
 
-    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>> {
+    async fn create_visitor(&self, username: String, about: NewVisitor) -> Result<UserId> {
+        self.open_for_writes()?;
+        let c = super::conn::get(&self.pool)
+            .await
+            .map_err(super::conn::Failure::into_error)?;
+        accounts::create_visitor(&c, &username, &about).await
+    }
+
+    async fn set_role(&self, user: UserId, role: Role) -> Result<()> {
+        self.open_for_writes()?;
+        with_conn!(&self.pool, |c| accounts::set_role(c, user, role))
+    }
+
+    async fn user_role(&self, username: &str) -> Result<Option<(UserRef, Role)>> {
+        with_conn!(&self.pool, |c| accounts::user_role(c, username))
+    }
+
+    async fn staff(&self) -> Result<Vec<(UserRef, Role)>> {
+        with_conn!(&self.pool, |c| accounts::staff(c))
+    }
+
+    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<(UserRef, Role)>> {
         with_conn!(&self.pool, |c| reads::token_user(c, &hash[..], now))
     }
 

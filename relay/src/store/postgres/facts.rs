@@ -352,9 +352,10 @@ pub(super) fn user_ref(r: &tokio_postgres::Row) -> UserRef {
 pub(super) const DIRECTS: &str =
     "SELECT d.user_lo, d.user_hi, d.conv_id FROM direct_conversations d
      JOIN unnest($1::int8[], $2::int8[]) AS p(lo, hi) ON d.user_lo = p.lo AND d.user_hi = p.hi";
-const USERS: &str = "SELECT id, username FROM users WHERE id = ANY($1::int8[])";
-const NAMED: &str =
-    r#"SELECT id, username FROM users WHERE lower(username) COLLATE "C" = ANY($1::text[])"#;
+// Visitors are nobody to the chat's rules: never a recipient, never a
+// group member (see `rules::desk`).
+const USERS: &str = "SELECT id, username FROM users WHERE id = ANY($1::int8[]) AND role <> 3";
+const NAMED: &str = r#"SELECT id, username FROM users WHERE lower(username) COLLATE "C" = ANY($1::text[]) AND role <> 3"#;
 /// One index probe per key, whatever the planner thinks of the table: as a
 /// plain join, a plan made while `messages` was small (a fresh database)
 /// hashed the keys and scanned the whole table, once per transaction, so

@@ -49,6 +49,7 @@
 //! delivery is the caller's business; a relay that dies between commit and
 //! publish leaves a gap the next message of that conversation reveals).
 
+mod accounts;
 mod api;
 mod chats;
 mod conn;

@@ -12,6 +12,7 @@ use crate::store::{
     StoredMessage, UserRecord, UserRef,
 };
 use shared::api::{GroupSummary, MemberInfo};
+use shared::desk::Role;
 use shared::{ChatMessage, Content, GroupId, MsgId, Target, UserId};
 use tokio_postgres::{Error as PgError, Row};
 
@@ -33,7 +34,7 @@ pub(super) async fn user_by_name(c: &Pg, name: &str) -> R<Option<UserRecord>> {
 
 pub(super) async fn user_exists(c: &Pg, user: UserId) -> R<bool> {
     let s = c
-        .prepare_cached("SELECT 1 FROM users WHERE id = $1")
+        .prepare_cached("SELECT 1 FROM users WHERE id = $1 AND role <> 3")
         .await?;
     Ok(c.query_opt(&s, &[&user.0]).await?.is_some())
 }
@@ -56,23 +57,24 @@ pub(super) async fn revoked_tokens(c: &Pg, hashes: &[TokenHash]) -> R<Vec<TokenH
         .collect())
 }
 
-pub(super) async fn token_user(c: &Pg, hash: &[u8], now: i64) -> R<Option<UserRef>> {
+pub(super) async fn token_user(c: &Pg, hash: &[u8], now: i64) -> R<Option<(UserRef, Role)>> {
     let s = c
         .prepare_cached(
-            "SELECT u.id, u.username FROM tokens t JOIN users u ON u.id = t.user_id
+            "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.hash = $1 AND t.expires_at > $2",
         )
         .await?;
     Ok(c.query_opt(&s, &[&hash, &now])
         .await?
         .as_ref()
-        .map(user_ref))
+        .map(|r| (user_ref(r), Role::from_code(r.get::<_, i16>(2).into()))))
 }
 
 pub(super) async fn search_users(c: &Pg, prefix: &str, limit: u32) -> R<Vec<UserRef>> {
     let s = c
         .prepare_cached(
             r#"SELECT id, username FROM users WHERE lower(username) COLLATE "C" LIKE $1
+                 AND role <> 3
                ORDER BY lower(username) COLLATE "C" LIMIT $2"#,
         )
         .await?;

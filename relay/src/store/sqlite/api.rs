@@ -1,7 +1,7 @@
 //! The `Store` trait over the SQLite backend: writes queued to the front,
 //! reads on the pool (fresh ones after a barrier through the front).
 
-use super::{facts, listing, reads, Cmd, SqliteStore, Write};
+use super::{accounts, facts, listing, reads, Cmd, SqliteStore, Write};
 use crate::auth::TokenHash;
 use crate::error::Result;
 use crate::store::{
@@ -10,6 +10,7 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
+use shared::desk::{NewVisitor, Role};
 use shared::{ChatMessage, GroupId, MsgId, Target, UserId};
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::oneshot;
@@ -81,7 +82,26 @@ impl Store for SqliteStore {
         self.readers.run(move |c| facts::user_exists(c, user)).await
     }
 
-    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<UserRef>> {
+    async fn create_visitor(&self, username: String, about: NewVisitor) -> Result<UserId> {
+        self.call(|reply| Write::Account(accounts::create_visitor(username, about, reply)))
+            .await
+    }
+
+    async fn set_role(&self, user: UserId, role: Role) -> Result<()> {
+        self.call(|reply| Write::Account(accounts::set_role(user, role, reply)))
+            .await
+    }
+
+    async fn user_role(&self, username: &str) -> Result<Option<(UserRef, Role)>> {
+        let name = username.to_string();
+        self.fresh(move |c| accounts::user_role(c, &name)).await
+    }
+
+    async fn staff(&self) -> Result<Vec<(UserRef, Role)>> {
+        self.fresh(accounts::staff).await
+    }
+
+    async fn token_user(&self, hash: TokenHash, now: i64) -> Result<Option<(UserRef, Role)>> {
         self.readers
             .run(move |c| reads::token_user(c, &hash[..], now))
             .await

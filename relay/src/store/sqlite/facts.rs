@@ -20,9 +20,10 @@ pub(super) fn direct_lookup(
     .optional()
 }
 
-/// Whether a user exists.
+/// Whether a user exists. Visitors are nobody to the chat's rules: never
+/// a recipient, never a group member (see `rules::desk`).
 pub(super) fn user_exists(c: &Connection, user: UserId) -> rusqlite::Result<bool> {
-    c.prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+    c.prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND role <> 3")?
         .exists([user.0])
 }
 
@@ -133,9 +134,9 @@ pub(super) fn user_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRef> {
     })
 }
 
-/// A user by username (case-insensitive).
+/// A user by username (case-insensitive); never a visitor.
 pub(super) fn user_named(c: &Connection, username: &str) -> rusqlite::Result<Option<UserRef>> {
-    c.prepare_cached("SELECT id, username FROM users WHERE username = ?1")?
+    c.prepare_cached("SELECT id, username FROM users WHERE username = ?1 AND role <> 3")?
         .query_row([username], user_ref)
         .optional()
 }

@@ -253,6 +253,10 @@ impl Front {
             Write::RevokeToken { hash, reply } => {
                 self.ops.push(Op::Task(tasks::revoke_token(hash, reply)))
             }
+            Write::Account(task) => {
+                self.not_users.clear();
+                self.ops.push(Op::Task(task));
+            }
         }
     }
 

@@ -20,6 +20,7 @@
 //! database file is locked for the process (`schema::lock`): a second relay
 //! on it refuses to start.
 
+mod accounts;
 mod api;
 mod checkpoint;
 mod facts;
@@ -84,7 +85,7 @@ const TICK: Duration = Duration::from_millis(200);
 const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// A write, as queued to the front.
-pub(super) enum Write {
+pub(in crate::store::sqlite) enum Write {
     Chat(NewChat, Reply<ChatOutcome>),
     Read {
         user: UserId,
@@ -108,10 +109,13 @@ pub(super) enum Write {
         hash: TokenHash,
         reply: Reply<Option<UserId>>,
     },
+    /// An account change that no cache of the front depends on but the
+    /// users it knows not to exist (roles, visitors: `accounts.rs`).
+    Account(Box<dyn tasks::Task>),
 }
 
 /// What reaches the front thread.
-pub(super) enum Cmd {
+pub(in crate::store::sqlite) enum Cmd {
     Write(Write),
     /// Answered once SQLite holds every write queued before it, cursor
     /// moves included: for reads that must see them.

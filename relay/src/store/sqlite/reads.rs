@@ -11,6 +11,7 @@ use crate::store::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use shared::api::{GroupSummary, MemberInfo};
+use shared::desk::Role;
 use shared::{ChatMessage, Content, GroupId, MsgId, Target, UserId};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,12 +79,14 @@ pub(super) fn token_user(
     c: &Connection,
     hash: &[u8],
     now: i64,
-) -> rusqlite::Result<Option<UserRef>> {
+) -> rusqlite::Result<Option<(UserRef, Role)>> {
     c.prepare_cached(
-        "SELECT u.id, u.username FROM tokens t JOIN users u ON u.id = t.user_id
+        "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
          WHERE t.hash = ?1 AND t.expires_at > ?2",
     )?
-    .query_row(params![hash, now], user_ref)
+    .query_row(params![hash, now], |r| {
+        Ok((user_ref(r)?, Role::from_code(r.get(2)?)))
+    })
     .optional()
 }
 
@@ -93,7 +96,7 @@ pub(super) fn search_users(
     limit: u32,
 ) -> rusqlite::Result<Vec<UserRef>> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, username FROM users WHERE username LIKE ?1 ESCAPE '\\'
+        "SELECT id, username FROM users WHERE username LIKE ?1 ESCAPE '\\' AND role <> 3
          ORDER BY username COLLATE NOCASE LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![like_prefix(prefix), limit], user_ref)?;

@@ -13,6 +13,8 @@ pub(super) const KIND_DIRECT: i64 = 1;
 pub(super) const KIND_GROUP: i64 = 2;
 /// `members.role` of a group's owner.
 pub(super) const ROLE_OWNER: i64 = 1;
+/// `users.role` of a visitor (`shared::desk::Role::Visitor`).
+pub(super) const ROLE_VISITOR: i64 = 3;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Never edit a released migration: append a new one.
@@ -86,6 +88,21 @@ CREATE TABLE log_state (
     applied_lsn INTEGER NOT NULL
 );
 INSERT INTO log_state (id, applied_lsn) VALUES (1, 0);
+"#,
+    r#"
+-- The support desk: every account has a role (shared::desk::Role: 0 user,
+-- 1 agent, 2 admin, 3 visitor); existing accounts are users. Visitors have
+-- an internal username starting with '~' and no password; what they told
+-- the desk about themselves is in `visitors`.
+ALTER TABLE users ADD COLUMN role INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX users_by_role ON users(role) WHERE role <> 0;
+CREATE TABLE visitors (
+    user_id    INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    name       TEXT,
+    email      TEXT,
+    page       TEXT,
+    created_at INTEGER NOT NULL
+);
 "#,
 ];
 

@@ -77,7 +77,7 @@ where
     }
 }
 
-fn job<T, F>(reply: Reply<T>, work: F) -> Box<dyn Task>
+pub(super) fn job<T, F>(reply: Reply<T>, work: F) -> Box<dyn Task>
 where
     T: Send + 'static,
     F: FnMut(&mut Indexer, i64) -> rusqlite::Result<Result<T>> + Send + 'static,
