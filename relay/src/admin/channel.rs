@@ -149,6 +149,12 @@ pub fn serve_channel(config: &Config, store: Arc<dyn Store>) -> Result<Option<Ad
                     continue;
                 }
             };
+            // The file's mode is the first fence; the peer's uid is the
+            // second (it also covers the instant between bind and chmod).
+            if !trusted_peer(&stream) {
+                tracing::warn!("admin channel: a connection from another user, refused");
+                continue;
+            }
             match tokio::time::timeout(DEADLINE, answer(stream, store.as_ref())).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "admin channel request failed"),
@@ -157,6 +163,15 @@ pub fn serve_channel(config: &Config, store: Arc<dyn Store>) -> Result<Option<Ad
         }
     });
     Ok(Some(AdminChannel { path, task }))
+}
+
+/// Whether the peer runs as the relay's own user (or root).
+fn trusted_peer(stream: &UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == me || c.uid() == 0)
 }
 
 /// Mode 0600: only the relay's user may talk to it.
