@@ -6,11 +6,7 @@
 mod common;
 
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use hyper::HeaderMap;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -24,26 +20,7 @@ async fn post_with(
     body: Value,
     headers: &[(&str, &str)],
 ) -> (u16, Value, HeaderMap) {
-    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = hyper::Request::builder()
-        .method("POST")
-        .uri(relay.url(path))
-        .header("connection", "close")
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-    let res = tokio::time::timeout(WAIT, client.request(req))
-        .await
-        .expect("HTTP in time")
-        .expect("HTTP");
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, value, headers)
+    relay.post_with(path, body, headers).await
 }
 
 /// `POST /api/login`, optionally with `X-Forwarded-For: forwarded`.
