@@ -21,6 +21,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod desk;
 pub mod error;
 pub mod fatal;
 pub mod filters;
@@ -69,6 +70,8 @@ pub struct App {
     /// Voice rooms on this relay (in a cluster: this relay's participants;
     /// the rooms themselves are in Redis, `cluster.voice()`).
     pub voice: Arc<voice::Voice>,
+    /// The support desk's sockets, leases and notices on this relay.
+    pub desk: Arc<desk::Desk>,
     shutting_down: AtomicBool,
 }
 
@@ -133,7 +136,9 @@ pub async fn run(
         }
         None => None,
     };
+    let desk = desk::Desk::new(store.clone(), hub.clone(), config.presence_grace);
     let app = Arc::new(App {
+        desk,
         throttle: throttle::Throttle::new(&config),
         cluster,
         voice: rooms,
@@ -153,11 +158,18 @@ pub async fn run(
 /// push was lost.
 const GAP_WAIT: Duration = Duration::from_secs(1);
 
-/// Periodic work: retries of unacked pushes, presence timeouts, and gaps
-/// in what was pushed, fetched from the store. (The store's own
-/// maintenance is the store's business.)
+/// Periodic work: retries of unacked pushes, presence timeouts, gaps in
+/// what was pushed, fetched from the store, and the support desk's leases
+/// and notices. (The store's own maintenance is the store's business.)
 fn spawn_background(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    let desk = app.desk.clone().run();
     tokio::spawn(async move {
+        tokio::join!(hub_timers(app), desk);
+    })
+}
+
+async fn hub_timers(app: Arc<App>) {
+    {
         let tick = (app.config.ack_timeout / 5)
             .clamp(Duration::from_millis(10), Duration::from_millis(250));
         let mut retry = tokio::time::interval(tick);
@@ -181,7 +193,7 @@ fn spawn_background(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                 });
             }
         }
-    })
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -54,6 +54,24 @@ pub mod frame_type {
     /// this socket only): a page that opens a group, or comes back online,
     /// learns of a call that started before.
     pub const VOICE_QUERY: u16 = 126;
+    /// c→s (visitor): start or resume my conversation with the support
+    /// desk; answered with a 131.
+    pub const DESK_OPEN: u16 = 130;
+    /// s→c (visitor): where my desk conversation stands: waiting at a
+    /// position in the queue, open with an agent, or closed. Pushed again
+    /// on every change.
+    pub const DESK_STATUS: u16 = 131;
+    /// c→s (agent): set available or away and my capacity; answered with
+    /// a 133.
+    pub const DESK_AGENT: u16 = 132;
+    /// s→c (agent): the desk as an agent sees it: the queue, my
+    /// conversations, the agents. Pushed again on every change.
+    pub const DESK_BOARD: u16 = 133;
+    /// c→s (agent): hand a conversation to another agent, or back to the
+    /// queue.
+    pub const DESK_TRANSFER: u16 = 134;
+    /// c→s (agent or visitor): close a desk conversation.
+    pub const DESK_CLOSE: u16 = 135;
 }
 
 /// A machine-readable error code, carried by type 0 frames, by a failed

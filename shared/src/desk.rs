@@ -2,7 +2,7 @@
 //! visitor's details (`POST /api/visitors`).
 
 use crate::codes::ErrorCode;
-use crate::ids::UserId;
+use crate::ids::{GroupId, UserId};
 use crate::validate::Invalid;
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,154 @@ pub struct VisitorSession {
     pub expires_at: i64,
     /// The name agents see.
     pub name: String,
+}
+
+/// Where a desk conversation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeskState {
+    /// Waiting in the queue for an agent.
+    Queued,
+    /// An agent has it.
+    Open,
+    /// Ended by the agent or the visitor; readable, no longer routed.
+    Closed,
+}
+
+impl DeskState {
+    /// The number stored in `desk_conversations.state` (both backends).
+    pub fn code(self) -> i16 {
+        match self {
+            DeskState::Queued => 0,
+            DeskState::Open => 1,
+            DeskState::Closed => 2,
+        }
+    }
+
+    /// The state stored as `code` (unknown numbers read as closed: never
+    /// routed again).
+    pub fn from_code(code: i64) -> DeskState {
+        match code {
+            0 => DeskState::Queued,
+            1 => DeskState::Open,
+            _ => DeskState::Closed,
+        }
+    }
+}
+
+/// Capacity an agent starts with (concurrent open conversations).
+pub const DESK_DEFAULT_CAPACITY: u32 = 5;
+/// Highest capacity an agent may set.
+pub const DESK_MAX_CAPACITY: u32 = 100;
+/// How many queued conversations a board lists (the count is exact).
+pub const DESK_BOARD_QUEUE_MAX: usize = 50;
+
+/// Type 131: a visitor's conversation with the desk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeskStatus {
+    /// The conversation: send chats (type 80) to this group.
+    pub group_id: GroupId,
+    /// Queued, open or closed.
+    pub state: DeskState,
+    /// While queued: 1 for the next to be served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// While open: the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<UserId>,
+    /// While open: the agent's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
+}
+
+/// One conversation on an agent's board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeskEntry {
+    /// The conversation (a group the agent is a member of once assigned).
+    pub group_id: GroupId,
+    /// The visitor.
+    pub visitor_id: UserId,
+    /// The name the visitor gave (or the default).
+    pub name: String,
+    /// Their email, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The page they wrote from, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    /// Queued, open or closed.
+    pub state: DeskState,
+    /// The agent, once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<UserId>,
+    /// When it (last) entered the queue, ms since the epoch: the wait.
+    pub queued_at: i64,
+    /// When its agent got it, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<i64>,
+}
+
+/// An agent as the board shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeskAgentInfo {
+    /// The agent.
+    pub user_id: UserId,
+    /// Their username.
+    pub username: String,
+    /// They chose to take conversations.
+    pub available: bool,
+    /// A tab of theirs is connected (within the presence grace).
+    pub online: bool,
+    /// Conversations they have open.
+    pub open: u32,
+    /// Most they take at once.
+    pub capacity: u32,
+}
+
+/// Type 133: the desk as one agent sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeskBoard {
+    /// This agent takes conversations.
+    pub available: bool,
+    /// This agent's capacity.
+    pub capacity: u32,
+    /// How many conversations wait in the queue.
+    pub queued: u32,
+    /// The first of them, oldest first (at most [`DESK_BOARD_QUEUE_MAX`]).
+    pub queue: Vec<DeskEntry>,
+    /// This agent's open conversations.
+    pub mine: Vec<DeskEntry>,
+    /// Every agent, by username (for transfers).
+    pub agents: Vec<DeskAgentInfo>,
+}
+
+/// Type 132's settings: what to change (absent: unchanged).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeskAgentSet {
+    /// Take conversations (true) or not (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<bool>,
+    /// Most conversations at once, 1 to [`DESK_MAX_CAPACITY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+}
+
+impl DeskAgentSet {
+    /// Checks the capacity's range.
+    pub fn validated(self) -> Result<DeskAgentSet, Invalid> {
+        match self.capacity {
+            Some(c) if !(1..=DESK_MAX_CAPACITY).contains(&c) => Err(Invalid::new(
+                ErrorCode::InvalidField,
+                format!("capacity must be 1 to {DESK_MAX_CAPACITY}"),
+            )),
+            _ => Ok(self),
+        }
+    }
 }
 
 fn text_ok(s: &str) -> bool {

@@ -113,6 +113,12 @@ where
                 self.voice_mute(group_id, muted).await
             }
             Ok(ClientFrame::VoiceQuery { group_id }) => self.voice_query(group_id).await,
+            Ok(ClientFrame::DeskOpen) => self.desk_open().await,
+            Ok(ClientFrame::DeskAgent(set)) => self.desk_agent(set).await,
+            Ok(ClientFrame::DeskTransfer { group_id, to }) => {
+                self.desk_transfer(group_id, to).await
+            }
+            Ok(ClientFrame::DeskClose { group_id }) => self.desk_close(group_id).await,
         }
     }
 

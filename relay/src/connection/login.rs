@@ -116,7 +116,9 @@ where
                 return Err(Stop::Gone);
             }
         }
-        self.sync_backlog().await
+        self.sync_backlog().await?;
+        self.desk_login().await;
+        Ok(())
     }
 
     async fn login_failed(&self) -> Stop {

@@ -15,6 +15,7 @@
 //! - `voice.rs`: voice rooms (120/122/124) and binary audio frames.
 
 mod answers;
+mod desk;
 mod frames;
 mod login;
 mod voice;
@@ -76,6 +77,7 @@ where
         role: shared::desk::Role::User,
         registration: None,
         voice: None,
+        desk: None,
     };
     session.run().await;
     // Unregister before waiting for the writer, so nothing new is queued.
@@ -130,6 +132,8 @@ struct Session<S> {
     registration: Option<Registration>,
     /// Voice rooms joined and the audio caps; made on first use.
     voice: Option<Box<voice::VoiceState>>,
+    /// An agent's or a visitor's place at the support desk (`desk.rs`).
+    desk: Option<crate::desk::DeskGuard>,
 }
 
 /// Why the main loop stopped.

@@ -147,6 +147,9 @@ pub struct Hub {
     peers: std::sync::OnceLock<Arc<dyn Peers>>,
     /// Users online on other relays.
     remote: Mutex<HashMap<UserId, remote::RemoteUser>>,
+    /// Woken when the support desk changed, here or on another relay: the
+    /// desk's notices (`crate::desk`) look again.
+    pub desk_changed: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -161,6 +164,7 @@ impl Hub {
             dispatcher: None,
             peers: std::sync::OnceLock::new(),
             remote: Mutex::new(HashMap::new()),
+            desk_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -243,6 +247,19 @@ impl Hub {
     /// relay of a cluster announces voice-room changes to its own).
     pub fn offer_here(&self, users: &[UserId], frame: &Utf8Bytes) {
         self.to_users(users, frame, Mode::Offer);
+    }
+
+    /// Queues a frame to users' sockets on this relay only (each relay of a
+    /// cluster sends the desk's notices to its own).
+    pub fn push_here(&self, users: &[UserId], frame: &Utf8Bytes) {
+        self.to_users(users, frame, Mode::Push);
+    }
+
+    /// The support desk changed here: this relay's notices and every
+    /// other relay's look again.
+    pub fn desk_touched(&self) {
+        self.desk_changed.notify_one();
+        self.publish(|| Remote::Desk);
     }
 
     /// Queues a frame to every socket of a user (receipts, notices), here

@@ -76,6 +76,8 @@ pub enum Remote {
         /// Who hears about it.
         contacts: Vec<UserId>,
     },
+    /// The support desk changed: look at it again.
+    Desk,
 }
 
 /// A group change's effect on sockets, computed once where it was made.
@@ -196,6 +198,7 @@ impl Hub {
                 online,
                 contacts,
             } => self.remote_presence(node, user, username, online, contacts),
+            Remote::Desk => self.desk_changed.notify_one(),
         }
     }
 

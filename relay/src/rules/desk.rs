@@ -3,28 +3,59 @@
 //! (`filters.rs`) ask here, once, instead of each deciding for itself.
 //!
 //! A visitor has no account: a token from `POST /api/visitors`, nothing
-//! else. Until the desk exists (its conversations come with routing) a
-//! visitor may only keep their session alive: log in, ping, ack, ask who
-//! they are, log out. Everything that reaches other people or their data
-//! is refused: chats to users or groups, typing, read markers, voice,
-//! searches, group and conversation APIs, presence. The stores add the
+//! else. A visitor may keep their session alive (log in, ping, ack, ask
+//! who they are, log out) and talk in their desk conversation (open,
+//! close, chat, typing, read markers, its history). Everything else that
+//! reaches other people or their data is refused: chats to users, voice,
+//! searches, group and other conversation APIs, presence. The stores add the
 //! other half: a visitor is nobody to the chat's rules (never a recipient,
 //! never a member, never in a search), so users cannot reach them either.
 
 use crate::error::Error;
 use shared::desk::Role;
-use shared::ClientFrame;
+use shared::{ClientFrame, Target};
 
 /// Why a visitor is refused: shown to them as the `forbidden` error.
 pub const VISITORS_ONLY_DESK: &str = "visitors can only talk to the support desk";
 
+/// Why a user who is not an agent is refused an agent's frame.
+pub const AGENTS_ONLY: &str = "only agents of the support desk can do this";
+/// Why an account is refused a visitor's frame.
+pub const VISITORS_ONLY: &str = "only visitors open conversations with the support desk";
+
 /// Whether a caller of `role` may send `frame` on `/ws` after LOGIN.
+///
+/// A visitor may keep their session alive, open or close their desk
+/// conversation, and chat, type and mark read in a group: the only groups
+/// a visitor is ever a member of are their desk conversations (the stores
+/// check membership), so that is all they can reach.
 pub fn frame(role: Role, frame: &ClientFrame) -> Result<(), Error> {
+    match frame {
+        ClientFrame::DeskAgent(_) | ClientFrame::DeskTransfer { .. } if !role.is_agent() => {
+            return Err(Error::Forbidden(AGENTS_ONLY))
+        }
+        ClientFrame::DeskOpen if role != Role::Visitor => {
+            return Err(Error::Forbidden(VISITORS_ONLY))
+        }
+        _ => {}
+    }
     if role != Role::Visitor {
         return Ok(());
     }
     match frame {
-        ClientFrame::Login { .. } | ClientFrame::Ping { .. } | ClientFrame::Ack { .. } => Ok(()),
+        ClientFrame::Login { .. }
+        | ClientFrame::Ping { .. }
+        | ClientFrame::Ack { .. }
+        | ClientFrame::DeskOpen
+        | ClientFrame::DeskClose { .. } => Ok(()),
+        ClientFrame::Chat(c) if matches!(c.to, Target::Group(_)) => Ok(()),
+        ClientFrame::Typing {
+            to: Target::Group(_),
+        }
+        | ClientFrame::Read {
+            to: Target::Group(_),
+            ..
+        } => Ok(()),
         _ => Err(Error::Forbidden(VISITORS_ONLY_DESK)),
     }
 }
@@ -72,7 +103,7 @@ mod tests {
     use shared::{ChatSend, Content, Target, UserId};
 
     #[test]
-    fn a_visitor_may_only_keep_their_session_alive() {
+    fn a_visitor_may_only_keep_their_session_alive_and_talk_to_the_desk() {
         let chat = ClientFrame::Chat(ChatSend {
             from_id: None,
             to: Target::User(UserId(1)),
@@ -82,6 +113,19 @@ mod tests {
         let typing = ClientFrame::Typing {
             to: Target::User(UserId(1)),
         };
+        let desk_chat = ClientFrame::Chat(ChatSend {
+            from_id: None,
+            to: Target::Group(shared::GroupId(7)),
+            client_msg_id: None,
+            content: Content::text("hi"),
+        });
+        assert!(frame(Role::Visitor, &desk_chat).is_ok());
+        assert!(frame(Role::Visitor, &ClientFrame::DeskOpen).is_ok());
+        assert!(frame(Role::User, &ClientFrame::DeskOpen).is_err());
+        let away = ClientFrame::DeskAgent(Default::default());
+        assert!(frame(Role::Visitor, &away).is_err());
+        assert!(frame(Role::User, &away).is_err());
+        assert!(frame(Role::Agent, &away).is_ok());
         let ping = ClientFrame::Ping { from_id: None };
         for f in [&chat, &typing] {
             assert!(matches!(frame(Role::Visitor, f), Err(Error::Forbidden(_))));

@@ -93,6 +93,9 @@ pub struct GroupState {
     pub public: bool,
     /// Members and the `seq` each joined at, sorted by user id.
     pub members: Vec<(UserId, u64)>,
+    /// A support desk conversation: its members change only through the
+    /// desk (`rules::routing`), never through these operations.
+    pub desk: bool,
 }
 
 impl GroupState {
@@ -201,6 +204,13 @@ pub fn change<S: GroupStore>(
     store: &mut S,
     op: &GroupOp,
 ) -> Result<Result<GroupChange, Error>, S::Error> {
+    if let Some(g) = op.group() {
+        if store.group(g)?.is_some_and(|s| s.desk) {
+            return Ok(Err(Error::Forbidden(
+                "a support conversation changes only through the desk",
+            )));
+        }
+    }
     let (group, after) = match op {
         GroupOp::Create {
             owner,
@@ -216,6 +226,7 @@ pub fn change<S: GroupStore>(
                 owner: Some(*owner),
                 public: *public,
                 members: vec![(*owner, joined)],
+                desk: false,
             };
             let e = event(
                 g,
@@ -327,6 +338,37 @@ pub fn change<S: GroupStore>(
         }
     };
     Ok(Ok(after.into_change(group)))
+}
+
+/// The change the desk made to a group's members (an agent assigned,
+/// handed on or put back), announced like any other: `events` to the
+/// members, a newcomer's delivery from `joined`, a former member's stopped.
+pub fn desk_change(
+    group: GroupId,
+    state: GroupState,
+    events: Vec<GroupEvent>,
+    former: Vec<UserId>,
+    joined: Option<(UserId, u64)>,
+) -> GroupChange {
+    After {
+        state,
+        events,
+        former,
+        joined,
+    }
+    .into_change(group)
+}
+
+/// A member event of a desk conversation (`MemberAdded` when an agent gets
+/// it, `MemberRemoved` when it leaves them).
+pub fn desk_event(
+    group: GroupId,
+    kind: GroupEventKind,
+    user: UserId,
+    username: Option<String>,
+    name: &str,
+) -> GroupEvent {
+    event(group, kind, Some((user, username)), None, name)
 }
 
 /// Adds `user` unless they are a member already (`Err` with the group as

@@ -41,6 +41,7 @@ impl GroupStore for Groups {
                 owner: None,
                 public,
                 members: vec![],
+                desk: false,
             },
         );
         Ok(g)

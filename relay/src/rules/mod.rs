@@ -12,10 +12,12 @@
 //!   leaves, and the events each change announces;
 //! - [`read`]: how read markers move and who hears about it;
 //! - [`history`]: who may read which history, and "read by N";
-//! - [`desk`]: what a visitor may do, and who may be given which role.
+//! - [`desk`]: what a visitor may do, and who may be given which role;
+//! - [`routing`]: the support desk's queue and who gets which conversation.
 
 pub mod chat;
 pub mod desk;
 pub mod group;
 pub mod history;
 pub mod read;
+pub mod routing;

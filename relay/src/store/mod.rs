@@ -26,6 +26,7 @@ mod sqlite;
 
 pub use crate::rules::group::{GroupChange, GroupOp};
 pub use crate::rules::read::ReadMoved;
+pub use crate::rules::routing::{DeskDone, DeskOp, DeskRow, DeskSnapshot};
 pub use answer::{answer, Answer, Reply};
 pub use common::{addressed, conversation_list, like_prefix, member_page, Listed};
 
@@ -262,6 +263,18 @@ pub trait Store: Send + Sync + 'static {
     /// chats, so a message's recipients are exactly the members when it was
     /// stored.
     async fn change_group(&self, op: GroupOp) -> Result<GroupChange>;
+
+    /// Applies a change to the support desk (`rules::routing`) in one
+    /// transaction, then assigns what can be assigned in it. Refusals are
+    /// [`Error::Forbidden`] / [`Error::NoSuchGroup`], with nothing changed.
+    async fn desk(&self, op: DeskOp) -> Result<DeskDone>;
+
+    /// Every desk conversation not closed and every agent (`now` decides
+    /// who is online); read after every write queued before it.
+    async fn desk_snapshot(&self, now: i64) -> Result<DeskSnapshot>;
+
+    /// The desk conversation of `group`, if it is one.
+    async fn desk_row(&self, group: GroupId) -> Result<Option<DeskRow>>;
 
     /// Moves a user's delivery cursor in a conversation forward to `seq`
     /// (never back). Moves are coalesced in memory and written by the

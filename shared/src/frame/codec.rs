@@ -6,6 +6,7 @@ use super::{
     ChatSend, ClientFrame, ErrorFrame, FrameError, GroupEvent, GroupEventKind, ServerFrame,
 };
 use crate::codes::{frame_type as ft, ErrorCode};
+use crate::desk::DeskAgentSet;
 use crate::message::ChatMessage;
 use crate::validate;
 
@@ -60,6 +61,23 @@ impl ClientFrame {
             TypeField::Code(ft::READ) => ClientFrame::Read {
                 to: w.target().map_err(annotate)?,
                 seq: need(w.seq, "seq").map_err(annotate)?,
+            },
+            TypeField::Code(ft::DESK_OPEN) => ClientFrame::DeskOpen,
+            TypeField::Code(ft::DESK_AGENT) => ClientFrame::DeskAgent(
+                DeskAgentSet {
+                    available: w.available,
+                    capacity: w.capacity,
+                }
+                .validated()
+                .map_err(FrameError::from)
+                .map_err(annotate)?,
+            ),
+            TypeField::Code(ft::DESK_TRANSFER) => ClientFrame::DeskTransfer {
+                group_id: need(w.group_id, "groupId").map_err(annotate)?,
+                to: w.to_id,
+            },
+            TypeField::Code(ft::DESK_CLOSE) => ClientFrame::DeskClose {
+                group_id: need(w.group_id, "groupId").map_err(annotate)?,
             },
             #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_JOIN) => ClientFrame::VoiceJoin {
@@ -120,6 +138,21 @@ impl ClientFrame {
                 w.set_target(*to);
                 w.seq = Some(*seq);
             }
+            ClientFrame::DeskOpen => w = Wire::of(ft::DESK_OPEN),
+            ClientFrame::DeskAgent(set) => {
+                w = Wire::of(ft::DESK_AGENT);
+                w.available = set.available;
+                w.capacity = set.capacity;
+            }
+            ClientFrame::DeskTransfer { group_id, to } => {
+                w = Wire::of(ft::DESK_TRANSFER);
+                w.group_id = Some(*group_id);
+                w.to_id = *to;
+            }
+            ClientFrame::DeskClose { group_id } => {
+                w = Wire::of(ft::DESK_CLOSE);
+                w.group_id = Some(*group_id);
+            }
             #[cfg(feature = "voice")]
             ClientFrame::VoiceJoin { group_id } => {
                 w = Wire::of(ft::VOICE_JOIN);
@@ -154,6 +187,10 @@ impl ClientFrame {
             ClientFrame::Ack { .. } => ft::ACK,
             ClientFrame::Typing { .. } => ft::TYPING,
             ClientFrame::Read { .. } => ft::READ,
+            ClientFrame::DeskOpen => ft::DESK_OPEN,
+            ClientFrame::DeskAgent(_) => ft::DESK_AGENT,
+            ClientFrame::DeskTransfer { .. } => ft::DESK_TRANSFER,
+            ClientFrame::DeskClose { .. } => ft::DESK_CLOSE,
             #[cfg(feature = "voice")]
             ClientFrame::VoiceJoin { .. } => ft::VOICE_JOIN,
             #[cfg(feature = "voice")]
@@ -282,6 +319,14 @@ impl ServerFrame {
                 w.by_id = e.by_id;
                 w.name = e.name.clone();
             }
+            ServerFrame::DeskStatus(d) => {
+                w = Wire::of(ft::DESK_STATUS);
+                w.desk = Some(d.clone());
+            }
+            ServerFrame::DeskBoard(b) => {
+                w = Wire::of(ft::DESK_BOARD);
+                w.board = Some((**b).clone());
+            }
             #[cfg(feature = "voice")]
             ServerFrame::VoiceJoined {
                 group_id,
@@ -389,6 +434,10 @@ impl ServerFrame {
                 by_id: w.by_id,
                 name: w.name,
             }),
+            TypeField::Code(ft::DESK_STATUS) => ServerFrame::DeskStatus(need(w.desk, "desk")?),
+            TypeField::Code(ft::DESK_BOARD) => {
+                ServerFrame::DeskBoard(Box::new(need(w.board, "board")?))
+            }
             #[cfg(feature = "voice")]
             TypeField::Code(ft::VOICE_JOINED) => ServerFrame::VoiceJoined {
                 group_id: need(w.group_id, "groupId")?,

@@ -10,6 +10,7 @@ mod codec;
 mod wire;
 
 use crate::codes::ErrorCode;
+use crate::desk::{DeskAgentSet, DeskBoard, DeskStatus};
 use crate::ids::{GroupId, MsgId, UserId};
 use crate::message::ChatMessage;
 use crate::validate::Invalid;
@@ -76,6 +77,22 @@ pub enum ClientFrame {
         to: Target,
         /// Highest `seq` the user has seen.
         seq: u64,
+    },
+    /// Type 130 (visitor): start or resume my desk conversation.
+    DeskOpen,
+    /// Type 132 (agent): available or away, capacity.
+    DeskAgent(DeskAgentSet),
+    /// Type 134 (agent): hand a conversation on.
+    DeskTransfer {
+        /// The conversation.
+        group_id: GroupId,
+        /// The agent to take it; `None`: back to the front of the queue.
+        to: Option<UserId>,
+    },
+    /// Type 135 (agent or visitor): close a desk conversation.
+    DeskClose {
+        /// The conversation.
+        group_id: GroupId,
     },
     /// Type 120: join the group's voice room (members only).
     #[cfg(feature = "voice")]
@@ -232,6 +249,10 @@ pub enum ServerFrame {
     },
     /// Type 100: a group you are (or were) in changed.
     GroupEvent(GroupEvent),
+    /// Type 131: your desk conversation (visitors).
+    DeskStatus(DeskStatus),
+    /// Type 133: the desk board (agents).
+    DeskBoard(Box<DeskBoard>),
     /// Type 121: you joined the group's voice room.
     #[cfg(feature = "voice")]
     VoiceJoined {

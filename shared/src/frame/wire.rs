@@ -5,6 +5,7 @@
 use super::VoiceParticipant;
 use super::{FrameError, GroupEventKind, Target};
 use crate::codes::ErrorCode;
+use crate::desk::{DeskBoard, DeskStatus};
 use crate::frame::Content;
 use crate::ids::{GroupId, MsgId, UserId};
 use crate::limits::MAX_FRAME_BYTES;
@@ -117,8 +118,13 @@ pub(super) struct Wire {
     #[cfg(feature = "voice")]
     pub(super) muted: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg(feature = "voice")]
     pub(super) capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) available: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) desk: Option<DeskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) board: Option<DeskBoard>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg(feature = "voice")]
     pub(super) participants: Option<Vec<VoiceParticipant>>,
@@ -237,7 +243,7 @@ fn field_rule(name: &str) -> Option<FieldRule> {
         "fromId" | "toId" | "groupId" | "userId" | "byId" => id,
         "msgId" => msg_id,
         "content" => content,
-        "ok" | "online" | "muted" => boolean,
+        "ok" | "online" | "muted" | "available" => boolean,
         "seq" | "prevSeq" | "ts" | "capacity" => integer,
         _ => return None,
     })

@@ -9,8 +9,9 @@ use crate::auth::TokenHash;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::{
-    answer, Answer, ChatOutcome, ConvId, GroupChange, GroupOp, MemberRows, Membership, MessageRef,
-    NewChat, Position, ReadMoved, Reply, Store, StoredMessage, UserRecord, UserRef,
+    answer, Answer, ChatOutcome, ConvId, DeskDone, DeskOp, DeskRow, DeskSnapshot, GroupChange,
+    GroupOp, MemberRows, Membership, MessageRef, NewChat, Position, ReadMoved, Reply, Store,
+    StoredMessage, UserRecord, UserRef,
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
@@ -101,6 +102,22 @@ impl Store for PostgresStore {
             .map_err(pg_error)?;
         let row = c.query_opt(&s, &[&&hash[..]]).await.map_err(pg_error)?;
         Ok(row.map(|r| UserId(r.get(0))))
+    }
+
+    async fn desk(&self, _op: DeskOp) -> Result<DeskDone> {
+        Err(crate::error::Error::Storage(
+            "the desk is not on PostgreSQL yet".into(),
+        ))
+    }
+
+    async fn desk_snapshot(&self, _now: i64) -> Result<DeskSnapshot> {
+        Err(crate::error::Error::Storage(
+            "the desk is not on PostgreSQL yet".into(),
+        ))
+    }
+
+    async fn desk_row(&self, _group: GroupId) -> Result<Option<DeskRow>> {
+        Ok(None)
     }
 
     async fn change_group(&self, op: GroupOp) -> Result<GroupChange> {

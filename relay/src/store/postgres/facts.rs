@@ -334,6 +334,7 @@ async fn load_groups(c: &Pg, ids: Vec<ConvId>) -> Result<Loaded, PgError> {
                     owner: r.get::<_, Option<i64>>(2).map(UserId),
                     public: r.get(3),
                     members: members.remove(&id).unwrap_or_default(),
+                    desk: r.get(5),
                 };
                 (id, state, seq(r.get(4)))
             })
@@ -367,8 +368,9 @@ pub(super) const KEYS: &str = "SELECT m.from_id, m.client_msg_id, m.msg_id, m.ts
      FROM unnest($1::int8[], $2::text[]) AS k(f, key)
      CROSS JOIN LATERAL (SELECT from_id, client_msg_id, msg_id, ts, seq FROM messages
                          WHERE from_id = k.f AND client_msg_id = k.key LIMIT 1) m";
-const GROUPS: &str = "SELECT id, name, owner_id, is_public, last_seq FROM conversations
-     WHERE id = ANY($1::int8[]) AND kind = $2";
+const GROUPS: &str = "SELECT c.id, c.name, c.owner_id, c.is_public, c.last_seq,
+            EXISTS (SELECT 1 FROM desk_conversations d WHERE d.group_id = c.id)
+     FROM conversations c WHERE c.id = ANY($1::int8[]) AND c.kind = $2";
 const GROUP_MEMBERS: &str = "SELECT conv_id, user_id, joined_seq FROM members
      WHERE conv_id = ANY($1::int8[]) ORDER BY conv_id, user_id";
 const MEMBER_ROWS: &str =

@@ -124,6 +124,34 @@ CREATE TABLE visitors (
     created_at bigint NOT NULL
 );
 "#,
+    r#"
+-- The support desk's routing (rules/routing.rs). A desk conversation is a
+-- group whose members are the visitor and, once assigned, the agent.
+-- state: 0 queued, 1 open, 2 closed. queued_at is kept when a
+-- conversation goes back to the queue, so it goes to the front. Relays
+-- race on these rows: the oldest queued one is taken FOR UPDATE SKIP
+-- LOCKED, the agents FOR UPDATE (store/postgres/desk.rs).
+CREATE TABLE desk_conversations (
+    group_id    bigint PRIMARY KEY REFERENCES conversations(id),
+    visitor_id  bigint NOT NULL REFERENCES users(id),
+    agent_id    bigint REFERENCES users(id),
+    state       smallint NOT NULL,
+    queued_at   bigint NOT NULL,
+    assigned_at bigint,
+    closed_at   bigint
+);
+CREATE INDEX desk_queue ON desk_conversations (queued_at, group_id) WHERE state = 0;
+CREATE INDEX desk_by_visitor ON desk_conversations (visitor_id, state);
+CREATE INDEX desk_by_agent ON desk_conversations (agent_id, state);
+-- An agent's choice (available, capacity) and their lease: a relay with a
+-- tab of theirs connected keeps seen_until ahead of the clock.
+CREATE TABLE desk_agents (
+    user_id    bigint PRIMARY KEY REFERENCES users(id),
+    available  boolean NOT NULL DEFAULT true,
+    capacity   integer NOT NULL DEFAULT 5,
+    seen_until bigint NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 /// Applies the missing migrations under the advisory lock, on a

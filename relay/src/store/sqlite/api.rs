@@ -1,12 +1,13 @@
 //! The `Store` trait over the SQLite backend: writes queued to the front,
 //! reads on the pool (fresh ones after a barrier through the front).
 
-use super::{accounts, facts, listing, reads, Cmd, SqliteStore, Write};
+use super::{accounts, desk, facts, listing, reads, Cmd, SqliteStore, Write};
 use crate::auth::TokenHash;
 use crate::error::Result;
 use crate::store::{
-    answer, Answer, ChatOutcome, ConvId, GroupChange, GroupOp, MemberRows, Membership, MessageRef,
-    NewChat, Position, ReadMoved, Reply, Store, StoredMessage, UserRecord, UserRef,
+    answer, Answer, ChatOutcome, ConvId, DeskDone, DeskOp, DeskRow, DeskSnapshot, GroupChange,
+    GroupOp, MemberRows, Membership, MessageRef, NewChat, Position, ReadMoved, Reply, Store,
+    StoredMessage, UserRecord, UserRef,
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
@@ -65,6 +66,18 @@ impl Store for SqliteStore {
 
     async fn change_group(&self, op: GroupOp) -> Result<GroupChange> {
         self.call(|reply| Write::Group(op, reply)).await
+    }
+
+    async fn desk(&self, op: DeskOp) -> Result<DeskDone> {
+        self.call(|reply| Write::Desk(desk::op(op, reply))).await
+    }
+
+    async fn desk_snapshot(&self, now: i64) -> Result<DeskSnapshot> {
+        self.fresh(move |c| desk::snapshot(c, now)).await
+    }
+
+    async fn desk_row(&self, group: GroupId) -> Result<Option<DeskRow>> {
+        self.fresh(move |c| desk::row(c, group)).await
     }
 
     fn move_cursor(&self, user: UserId, conv: ConvId, seq: u64) {

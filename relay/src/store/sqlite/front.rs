@@ -257,6 +257,14 @@ impl Front {
                 self.not_users.clear();
                 self.ops.push(Op::Task(task));
             }
+            Write::Desk(task) => {
+                // Like a group change: chats after it see its members.
+                self.ops.push(Op::Task(task));
+                self.flush();
+                self.sync();
+                self.groups.clear();
+                self.not_groups.clear();
+            }
         }
     }
 

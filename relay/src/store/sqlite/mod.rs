@@ -23,6 +23,7 @@
 mod accounts;
 mod api;
 mod checkpoint;
+mod desk;
 mod facts;
 mod front;
 mod ids;
@@ -112,6 +113,9 @@ pub(in crate::store::sqlite) enum Write {
     /// An account change that no cache of the front depends on but the
     /// users it knows not to exist (roles, visitors: `accounts.rs`).
     Account(Box<dyn tasks::Task>),
+    /// A support desk change (`desk.rs`): it may change any desk group's
+    /// members, so the front's group caches are dropped after it.
+    Desk(Box<dyn tasks::Task>),
 }
 
 /// What reaches the front thread.

@@ -104,6 +104,32 @@ CREATE TABLE visitors (
     created_at INTEGER NOT NULL
 );
 "#,
+    r#"
+-- The support desk's routing (rules/routing.rs). A desk conversation is a
+-- group whose members are the visitor and, once assigned, the agent.
+-- state: 0 queued, 1 open, 2 closed. queued_at is kept when a
+-- conversation goes back to the queue, so it goes to the front.
+CREATE TABLE desk_conversations (
+    group_id    INTEGER PRIMARY KEY REFERENCES conversations(id),
+    visitor_id  INTEGER NOT NULL REFERENCES users(id),
+    agent_id    INTEGER REFERENCES users(id),
+    state       INTEGER NOT NULL,
+    queued_at   INTEGER NOT NULL,
+    assigned_at INTEGER,
+    closed_at   INTEGER
+);
+CREATE INDEX desk_queue ON desk_conversations(state, queued_at, group_id);
+CREATE INDEX desk_by_visitor ON desk_conversations(visitor_id, state);
+CREATE INDEX desk_by_agent ON desk_conversations(agent_id, state);
+-- An agent's choice (available, capacity) and their lease: a relay with a
+-- tab of theirs connected keeps seen_until ahead of the clock.
+CREATE TABLE desk_agents (
+    user_id    INTEGER PRIMARY KEY REFERENCES users(id),
+    available  INTEGER NOT NULL DEFAULT 1,
+    capacity   INTEGER NOT NULL DEFAULT 5,
+    seen_until INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 /// Connection settings shared by the writer, the readers and the front.

@@ -249,22 +249,25 @@ impl Indexer {
     }
 
     /// A group as the rules see it, cached.
-    fn group_state(&mut self, g: GroupId) -> rusqlite::Result<Option<&mut GroupState>> {
+    pub(super) fn group_state(&mut self, g: GroupId) -> rusqlite::Result<Option<&mut GroupState>> {
         if !self.groups.contains_key(&g.0) {
             let row = self
                 .conn
                 .prepare_cached(
-                    "SELECT name, owner_id, is_public FROM conversations WHERE id = ?1 AND kind = ?2",
+                    "SELECT name, owner_id, is_public,
+                            EXISTS (SELECT 1 FROM desk_conversations d WHERE d.group_id = c.id)
+                     FROM conversations c WHERE id = ?1 AND kind = ?2",
                 )?
                 .query_row(params![g.0, KIND_GROUP], |r| {
                     Ok((
                         r.get::<_, Option<String>>(0)?.unwrap_or_default(),
                         r.get::<_, Option<i64>>(1)?.map(UserId),
                         r.get::<_, i64>(2)? != 0,
+                        r.get::<_, i64>(3)? != 0,
                     ))
                 })
                 .optional()?;
-            let Some((name, owner, public)) = row else {
+            let Some((name, owner, public, desk)) = row else {
                 return Ok(None);
             };
             let members = load_members(&self.conn, g.0)?.unwrap_or_default();
@@ -275,6 +278,7 @@ impl Indexer {
                     owner,
                     public,
                     members,
+                    desk,
                 },
             );
         }
@@ -337,6 +341,7 @@ impl GroupStore for Indexer {
                 owner: None,
                 public,
                 members: Vec::new(),
+                desk: false,
             },
         );
         Ok(GroupId(conv))
