@@ -90,6 +90,18 @@ fn own_session(app: Arc<App>) -> impl Filter<Extract = (Authed,), Error = warp::
         .and_then(handlers::authenticate)
 }
 
+/// Requires a bearer token of a user or a visitor: the history of a
+/// group, which for a visitor can only be their desk conversation (the
+/// history rules check membership).
+fn member_or_visitor(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Authed,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(with_app(app))
+        .and(warp::any().map(|| desk::Api::GroupHistory))
+        .and_then(handlers::authenticate)
+}
+
 /// `POST /api/register`
 pub fn register(
     app: Arc<App>,
@@ -252,7 +264,7 @@ pub fn group_history(
     warp::path!("api" / "conversations" / "group" / i64 / "messages")
         .and(warp::get())
         .and(with_app(app.clone()))
-        .and(authed(app))
+        .and(member_or_visitor(app))
         .and(warp::query::<history::Page>())
         .and_then(history::group)
 }

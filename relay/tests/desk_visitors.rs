@@ -4,29 +4,11 @@
 
 mod common;
 
+use common::desk::{session, visitor};
 use common::{eventually, Client, TestRelay, WAIT};
-use serde_json::{json, Value};
-use shared::api::Session;
-use shared::desk::VisitorSession;
+use serde_json::json;
 use shared::{ClientFrame, Content, ErrorCode, ErrorFrame, GroupId, ServerFrame, Target, UserId};
 use std::time::Duration;
-
-/// A new visitor with `body`; asserts 201.
-async fn visitor(relay: &TestRelay, body: Value) -> VisitorSession {
-    let (status, body) = relay.post("/api/visitors", None, body).await;
-    assert_eq!(status, 201, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
-/// The visitor's token as the harness's session, for `login`.
-fn session(v: &VisitorSession) -> Session {
-    Session {
-        user_id: v.visitor_id,
-        username: String::new(),
-        token: v.token.clone(),
-        expires_at: v.expires_at,
-    }
-}
 
 /// The next frame, which must be an error of `code` answering `req_type`.
 async fn refused(c: &mut Client, code: ErrorCode, req_type: u16) -> ErrorFrame {
@@ -143,10 +125,12 @@ async fn a_visitor_is_refused_everything_but_their_own_session() {
     let mut c = relay.login(&session(&v)).await;
     only_pong_next(&mut c).await;
 
-    for (i, to) in [Target::User(alice.user_id), Target::Group(group)]
-        .into_iter()
-        .enumerate()
-    {
+    // Users: never. Groups: only their desk conversations, which this is
+    // not (the store checks membership, as for anyone).
+    for (i, to, code) in [
+        (0, Target::User(alice.user_id), ErrorCode::Forbidden),
+        (1, Target::Group(group), ErrorCode::NotMember),
+    ] {
         let key = format!("v-{i}");
         c.send(&ClientFrame::Chat(shared::ChatSend {
             from_id: None,
@@ -155,9 +139,8 @@ async fn a_visitor_is_refused_everything_but_their_own_session() {
             content: Content::text("hello"),
         }))
         .await;
-        let e = refused(&mut c, ErrorCode::Forbidden, 80).await;
+        let e = refused(&mut c, code, 80).await;
         assert_eq!(e.client_msg_id.as_deref(), Some(key.as_str()));
-        assert!(e.message.contains("desk"), "{e:?}");
     }
     c.send(&ClientFrame::Typing {
         to: Target::User(alice.user_id),
@@ -165,7 +148,7 @@ async fn a_visitor_is_refused_everything_but_their_own_session() {
     .await;
     refused(&mut c, ErrorCode::Forbidden, 60).await;
     c.send(&ClientFrame::Read {
-        to: Target::Group(group),
+        to: Target::User(alice.user_id),
         seq: 1,
     })
     .await;
@@ -183,12 +166,18 @@ async fn a_visitor_is_refused_everything_but_their_own_session() {
         format!("/api/groups/{group}/members"),
         "/api/conversations".to_string(),
         format!("/api/conversations/user/{}/messages", alice.user_id),
-        format!("/api/conversations/group/{group}/messages"),
     ] {
         let (status, body) = relay.get(&path, t).await;
         assert_eq!(status, 403, "GET {path}: {body}");
         assert_eq!(body["code"], "forbidden", "GET {path}: {body}");
     }
+    // A group's history: only a member's (a visitor's desk conversation).
+    let path = format!("/api/conversations/group/{group}/messages");
+    let (status, body) = relay.get(&path, t).await;
+    assert!(
+        status == 403 || status == 404,
+        "GET {path}: {status} {body}"
+    );
     for (path, body) in [
         (
             "/api/groups".to_string(),

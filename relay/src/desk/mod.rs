@@ -19,7 +19,7 @@ use crate::store::{DeskDone, DeskOp, Store};
 use parking_lot::Mutex;
 use shared::desk::{DeskBoard, DeskStatus};
 use shared::UserId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,9 @@ struct Local {
     /// What each was last sent, to send only changes.
     statuses: HashMap<UserId, DeskStatus>,
     boards: HashMap<UserId, DeskBoard>,
+    /// Sent their notice at the next round even if unchanged (a new
+    /// socket, an answer to a request).
+    force: HashSet<UserId>,
 }
 
 /// The desk service of one relay.
@@ -107,8 +110,7 @@ impl Desk {
         })
         .await?;
         // Their board, even if nothing changed for anyone else.
-        self.local.lock().boards.remove(&user);
-        self.hub.desk_changed.notify_one();
+        self.resend(user);
         Ok(guard)
     }
 
@@ -123,11 +125,7 @@ impl Desk {
         h.sockets += 1;
         h.left = None;
         // A new socket gets the current notice, not only later changes.
-        if agent {
-            l.boards.remove(&user);
-        } else {
-            l.statuses.remove(&user);
-        }
+        l.force.insert(user);
         drop(l);
         self.hub.desk_changed.notify_one();
         DeskGuard {
@@ -140,11 +138,7 @@ impl Desk {
     /// Sends `user` their notice again at the next round, changed or not
     /// (the answer to a request).
     pub fn resend(&self, user: UserId) {
-        {
-            let mut l = self.local.lock();
-            l.statuses.remove(&user);
-            l.boards.remove(&user);
-        }
+        self.local.lock().force.insert(user);
         self.hub.desk_changed.notify_one();
     }
 

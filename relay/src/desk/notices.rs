@@ -54,14 +54,14 @@ async fn send_changes(desk: &Desk) -> crate::error::Result<()> {
                 (None, Some(last)) => closed(last.group_id),
                 (None, None) => continue,
             };
-            if l.statuses.get(&v) != Some(&now) {
+            if l.force.remove(&v) || l.statuses.get(&v) != Some(&now) {
                 l.statuses.insert(v, now.clone());
                 out.push((v, ServerFrame::DeskStatus(now)));
             }
         }
         for a in agents {
             let board = snap.board(a);
-            if l.boards.get(&a) != Some(&board) {
+            if l.force.remove(&a) || l.boards.get(&a) != Some(&board) {
                 l.boards.insert(a, board.clone());
                 out.push((a, ServerFrame::DeskBoard(Box::new(board))));
             }
@@ -72,6 +72,7 @@ async fn send_changes(desk: &Desk) -> crate::error::Result<()> {
             agents,
             statuses,
             boards,
+            ..
         } = &mut *l;
         statuses.retain(|u, _| visitors.contains_key(u));
         boards.retain(|u, _| agents.contains_key(u));

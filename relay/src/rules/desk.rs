@@ -65,6 +65,9 @@ pub fn frame(role: Role, frame: &ClientFrame) -> Result<(), Error> {
 pub enum Api {
     /// The caller's own session: `GET /api/me`, `POST /api/logout`.
     OwnSession,
+    /// A group's history: a visitor's desk conversation is a group
+    /// (membership is checked by the history rules, as for everyone).
+    GroupHistory,
     /// Everything about other users, groups and conversations
     /// (`/api/users…`, `/api/groups…`, `/api/conversations…`).
     Accounts,

@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod cluster;
+pub mod desk;
 pub mod postgres;
 pub mod voice;
 

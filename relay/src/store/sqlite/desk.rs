@@ -90,10 +90,7 @@ fn apply(ix: &mut Indexer, op: &DeskOp, now: i64, done: &mut DeskDone) -> Step {
         DeskOp::Sweep => {
             let lapsed: Vec<DeskRow> = ix
                 .conn
-                .prepare_cached(&format!(
-                    "{ROW} WHERE d.state = 1 AND d.agent_id IN
-                         (SELECT user_id FROM desk_agents WHERE seen_until < ?1)"
-                ))?
+                .prepare_cached(&format!("{ROW} WHERE {LAPSED}"))?
                 .query_map([now], desk_row)?
                 .collect::<rusqlite::Result<_>>()?;
             for r in lapsed {
@@ -290,6 +287,18 @@ fn current(c: &Connection, visitor: UserId) -> rusqlite::Result<Option<DeskRow>>
     ))?
     .query_row([visitor.0], desk_row)
     .optional()
+}
+
+/// Open conversations whose agent's lease ended.
+const LAPSED: &str = "d.state = 1 AND d.agent_id IN
+         (SELECT user_id FROM desk_agents WHERE seen_until < ?1)";
+
+/// Whether a sweep has anything to do.
+pub(super) fn lapsed(c: &Connection, now: i64) -> rusqlite::Result<bool> {
+    c.prepare_cached(&format!(
+        "SELECT 1 FROM desk_conversations d WHERE {LAPSED} LIMIT 1"
+    ))?
+    .exists([now])
 }
 
 /// What the notices need.
