@@ -396,7 +396,11 @@ async fn serve_socket(ws: Ws, st: Arc<State>) {
                 | ClientFrame::VoiceJoin { .. }
                 | ClientFrame::VoiceLeave { .. }
                 | ClientFrame::VoiceMute { .. }
-                | ClientFrame::VoiceQuery { .. },
+                | ClientFrame::VoiceQuery { .. }
+                | ClientFrame::DeskOpen
+                | ClientFrame::DeskAgent(_)
+                | ClientFrame::DeskTransfer { .. }
+                | ClientFrame::DeskClose { .. },
             ) => continue,
             Err(e) => e.to_frame(),
         };

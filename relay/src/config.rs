@@ -245,6 +245,19 @@ pub struct Config {
     )]
     pub visitor_limit: Quota,
 
+    /// Chats from visitors of the support desk per client address, all of
+    /// that address's visitors together: `N/WINDOW` (a burst of N, then
+    /// one every WINDOW/N), or `off`. Over it a chat is refused with
+    /// `rate_limited` (nothing stored).
+    #[arg(
+        long,
+        env = "FERROCHAT_VISITOR_MESSAGE_LIMIT",
+        value_name = "N/WINDOW",
+        default_value = "60/1m",
+        value_parser = parse_quota
+    )]
+    pub visitor_message_limit: Quota,
+
     /// Visitor tokens expire this long after the visitor was created: a
     /// reload or a visit within it is the same visitor.
     #[arg(long, env = "FERROCHAT_VISITOR_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]

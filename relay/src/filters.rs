@@ -230,6 +230,7 @@ pub fn ws(
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::ext::optional::<ConnSlot>())
+        .and(client_ip(app.clone()))
         .and(with_app(app))
         .and_then(handlers::ws_upgrade)
 }

@@ -291,3 +291,33 @@ async fn visitors_reach_only_their_conversation_and_users_cannot_act_as_agents()
         .await;
     assert_eq!(status, 403, "{body}");
 }
+
+#[tokio::test]
+async fn visitor_messages_are_limited_per_client_address() {
+    let relay = TestRelay::start(&["--visitor-message-limit", "3/1h"]).await;
+    let ann = agent(&relay, "ann").await;
+    let mut ac = relay.login(&ann).await;
+    // Two visitors from the same address share the allowance.
+    let (_, mut v1, s1) = visitor_in(&relay, "one").await;
+    let (_, mut v2, s2) = visitor_in(&relay, "two").await;
+    board_where(&mut ac, |b| b.mine.len() == 2).await;
+    for i in 0..2 {
+        v1.group_chat(s1.group_id, &format!("a{i}"), "hi").await;
+        next_resp(&mut v1).await;
+    }
+    v2.group_chat(s2.group_id, "b0", "hi").await;
+    next_resp(&mut v2).await;
+    v2.group_chat(s2.group_id, "b1", "hi again").await;
+    match v2.recv_where(|f| matches!(f, ServerFrame::Error(_))).await {
+        ServerFrame::Error(e) => {
+            assert_eq!(e.code, ErrorCode::RateLimited, "{e:?}");
+            assert_eq!(e.client_msg_id.as_deref(), Some("b1"));
+        }
+        _ => unreachable!(),
+    }
+    // Nothing refused was stored; the agent is not limited.
+    let path = format!("/api/conversations/group/{}/messages", s2.group_id);
+    assert_eq!(relay.history(&ann.token, &path).await.messages.len(), 1);
+    ac.group_chat(s2.group_id, "r", "answer").await;
+    next_resp(&mut ac).await;
+}

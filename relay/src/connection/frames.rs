@@ -158,6 +158,21 @@ where
         if c.from_id.is_some_and(|f| f != me) {
             return self.reply(self.spoofed(frame_type::CHAT, c.client_msg_id).await);
         }
+        if self.role == shared::desk::Role::Visitor {
+            let now = std::time::Instant::now();
+            if let Err(wait) = self.app.throttle.visitor_message(self.client, now) {
+                self.app.metrics.rate_limited_total.fetch_add(1, Relaxed);
+                let e = error_frame(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many messages from visitors at your address; try again in {} s",
+                        crate::throttle::retry_after_secs(wait)
+                    ),
+                    Some(frame_type::CHAT),
+                );
+                return self.reply(self.send(&naming(e, c.client_msg_id, None)).await);
+            }
+        }
         let chat = NewChat {
             received: std::time::Instant::now(),
             from: me,

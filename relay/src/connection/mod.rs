@@ -46,8 +46,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs a session on an upgraded connection until it closes. `permit` is
 /// the connection's slot under the connection cap, held until the end.
-pub async fn serve<S, P: Send>(ws: WebSocketStream<S>, app: Arc<App>, permit: P)
-where
+pub async fn serve<S, P: Send>(
+    ws: WebSocketStream<S>,
+    app: Arc<App>,
+    permit: P,
+    client: std::net::IpAddr,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let _permit = permit;
@@ -71,6 +75,7 @@ where
             std::time::Instant::now(),
         ),
         app: app.clone(),
+        client,
         handle,
         stream,
         user: None,
@@ -112,6 +117,9 @@ where
 
 struct Session<S> {
     app: Arc<App>,
+    /// The client's address (`throttle::ClientAddr`): visitors' messages
+    /// are limited per address.
+    client: std::net::IpAddr,
     handle: SocketHandle,
     stream: SplitStream<WebSocketStream<S>>,
     bucket: TokenBucket,

@@ -311,6 +311,7 @@ pub async fn ws_upgrade(
     headers: HeaderMap,
     on_upgrade: Option<OnUpgrade>,
     slot: Option<ConnSlot>,
+    client: std::net::IpAddr,
     app: Arc<App>,
 ) -> Result<warp::reply::Response, Rejection> {
     let key = headers.get(header::SEC_WEBSOCKET_KEY);
@@ -348,7 +349,7 @@ pub async fn ws_upgrade(
                 // The session gets a task of its own: a task's memory is
                 // sized for its largest state for its whole life, and the
                 // handshake states are bigger than the session's.
-                tokio::spawn(connection::serve(ws, app, permit));
+                tokio::spawn(connection::serve(ws, app, permit, client));
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }

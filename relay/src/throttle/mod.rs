@@ -229,10 +229,12 @@ pub struct Throttle {
     login: LoginPolicy,
     register: Quota,
     visitor: Quota,
+    visitor_message: Quota,
     clients: ClientAddr,
     logins: Mutex<Logins>,
     registrations: Mutex<Table<IpAddr, Bucket>>,
     visitors: Mutex<Table<IpAddr, Bucket>>,
+    visitor_messages: Mutex<Table<IpAddr, Bucket>>,
 }
 
 impl Throttle {
@@ -250,6 +252,7 @@ impl Throttle {
             },
             register: config.register_limit,
             visitor: config.visitor_limit,
+            visitor_message: config.visitor_message_limit,
             clients: ClientAddr::new(
                 config.trusted_proxies.clone(),
                 config.client_ip_header.clone(),
@@ -262,6 +265,7 @@ impl Throttle {
             }),
             registrations: Mutex::new(Table::new(cap)),
             visitors: Mutex::new(Table::new(cap)),
+            visitor_messages: Mutex::new(Table::new(cap)),
         }
     }
 
@@ -358,6 +362,12 @@ impl Throttle {
     /// until there is one.
     pub fn register(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         take(self.register, &self.registrations, client, now)
+    }
+
+    /// Takes one visitor chat from `client`'s `--visitor-message-limit`
+    /// allowance, or says how long until there is one.
+    pub fn visitor_message(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        take(self.visitor_message, &self.visitor_messages, client, now)
     }
 
     /// Takes one new visitor (`POST /api/visitors`) from `client`'s
