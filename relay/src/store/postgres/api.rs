@@ -4,7 +4,7 @@
 
 use super::conn::{pg_error, with_conn};
 use super::marks::Mark;
-use super::{accounts, groups, listing, reads, Cmd, PostgresStore};
+use super::{accounts, desk, groups, listing, reads, Cmd, PostgresStore};
 use crate::auth::TokenHash;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -104,20 +104,22 @@ impl Store for PostgresStore {
         Ok(row.map(|r| UserId(r.get(0))))
     }
 
-    async fn desk(&self, _op: DeskOp) -> Result<DeskDone> {
-        Err(crate::error::Error::Storage(
-            "the desk is not on PostgreSQL yet".into(),
-        ))
+    async fn desk(&self, op: DeskOp) -> Result<DeskDone> {
+        self.open_for_writes()?;
+        // After the chats queued on this relay before it, like a group
+        // change (it changes members too).
+        self.barrier().await?;
+        desk::op(&self.pool, &op).await
     }
 
-    async fn desk_snapshot(&self, _now: i64) -> Result<DeskSnapshot> {
-        Err(crate::error::Error::Storage(
-            "the desk is not on PostgreSQL yet".into(),
-        ))
+    async fn desk_snapshot(&self, now: i64) -> Result<DeskSnapshot> {
+        self.fresh().await?;
+        with_conn!(&self.pool, |c| desk::snapshot(c, now))
     }
 
-    async fn desk_row(&self, _group: GroupId) -> Result<Option<DeskRow>> {
-        Ok(None)
+    async fn desk_row(&self, group: GroupId) -> Result<Option<DeskRow>> {
+        self.fresh().await?;
+        with_conn!(&self.pool, |c| desk::row(c, group.0))
     }
 
     async fn change_group(&self, op: GroupOp) -> Result<GroupChange> {

@@ -54,6 +54,7 @@ mod api;
 mod chats;
 mod conn;
 mod cursors;
+mod desk;
 mod facts;
 mod groups;
 mod listing;

@@ -3,6 +3,7 @@
 //! waits for a fixed time: a test waits for a condition, with a deadline.
 
 mod crash;
+mod desk;
 
 use super::PostgresStore;
 use crate::error::Error;

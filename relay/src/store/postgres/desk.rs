@@ -1,0 +1,502 @@
+//! The support desk on PostgreSQL: each change is one transaction on a
+//! pooled connection (applying the change, then assigning what can be
+//! assigned), deciding with `rules::routing` exactly as the SQLite backend
+//! does (`store/sqlite/desk.rs`). Several relays run these at once, so the
+//! rows they decide over are locked:
+//!
+//! - **Agents first.** Every change locks *every* `desk_agents` row, in
+//!   `user_id` order (`FOR UPDATE`), before it counts open conversations
+//!   (in a later statement, so the count sees everything committed by the
+//!   transactions that held those locks before). Whoever assigns holds the
+//!   agent's row until it commits, so no agent goes over capacity. Locking
+//!   all of them, not only the ones taking conversations now, makes a lease
+//!   renewed or an availability switched on (an update of that row) and a
+//!   conversation queued at the same moment meet: one of the two waits for
+//!   the other and then sees it, so neither leaves a conversation waiting
+//!   beside an agent with room. The rows an agent change needs are created
+//!   beforehand, committed on their own (`ensure_agents`), so the rows a
+//!   change locks are the ones the others lock too.
+//! - **The oldest queued conversation** is taken `FOR UPDATE SKIP LOCKED`:
+//!   one that another transaction is closing, handing on or assigning is
+//!   passed over (never waited for, so no deadlock with a transaction that
+//!   holds it and waits for the agents), and a conversation is assigned
+//!   once.
+//! - **Transfer and Close** lock their conversation's row (`FOR UPDATE`)
+//!   and decide on what that lock returns; Sweep locks the rows it puts
+//!   back the same way. A visitor's `Open`s queue on their `users` row
+//!   (`FOR NO KEY UPDATE`, which foreign key checks do not wait for), so a
+//!   visitor has one conversation not closed.
+//! - **Membership** changes as in `groups.rs`: under the group's
+//!   conversation row lock (`FOR NO KEY UPDATE`, the writer's lock), with
+//!   `members_version` bumped, so chats and member changes stay ordered by
+//!   `seq` and the writers' cached member lists are refreshed.
+//!
+//! Lock order: a conversation's `desk_conversations` row, then the agents,
+//! then its `conversations` row (only ever after its desk row). A deadlock
+//! or serialization failure all the same is tried again, like a group
+//! change.
+
+use super::conn::{self, with_conn, Failure, Pg};
+use super::facts::seq;
+use super::schema::KIND_GROUP;
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::rules::group::{desk_change, desk_event, GroupState};
+use crate::rules::routing::{
+    may_close, may_transfer, pick, AgentLoad, DeskDone, DeskOp, DeskRow, DeskSnapshot,
+};
+use deadpool_postgres::Pool;
+use shared::desk::{
+    DeskAgentInfo, DeskEntry, DeskState, DESK_DEFAULT_CAPACITY, VISITOR_DEFAULT_NAME,
+};
+use shared::{GroupEventKind, GroupId, UserId};
+use std::collections::HashMap;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Error as PgError, Row};
+
+/// Attempts at a change that conflicts with another transaction.
+const MAX_TRIES: usize = 5;
+
+type R<T> = std::result::Result<T, PgError>;
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+/// A storage failure, or else the change done or refused.
+type Step = R<Result<()>>;
+
+async fn rows(c: &Pg, sql: &str, params: Params<'_>) -> R<Vec<Row>> {
+    let s = c.prepare_cached(sql).await?;
+    c.query(&s, params).await
+}
+
+async fn row_opt(c: &Pg, sql: &str, params: Params<'_>) -> R<Option<Row>> {
+    let s = c.prepare_cached(sql).await?;
+    c.query_opt(&s, params).await
+}
+
+async fn exec(c: &Pg, sql: &str, params: Params<'_>) -> R<u64> {
+    let s = c.prepare_cached(sql).await?;
+    c.execute(&s, params).await
+}
+
+/// Applies `op` and assigns what can be, in one transaction.
+pub(super) async fn op(pool: &Pool, op: &DeskOp) -> Result<DeskDone> {
+    let mut agents = match op {
+        DeskOp::Agent { agent, .. } => vec![agent.0],
+        DeskOp::Seen { agents, .. } => agents.iter().map(|a| a.0).collect(),
+        _ => Vec::new(),
+    };
+    if !agents.is_empty() {
+        agents.sort_unstable();
+        agents.dedup();
+        // Safe to run twice; committed before the change (see above).
+        with_conn!(pool, |c| ensure_agents(c, &agents))?;
+    }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let c = conn::get(pool).await.map_err(Failure::into_error)?;
+        let failure = match attempt(&c, op).await {
+            Ok(result) => return result,
+            Err((f, committing)) => {
+                if matches!(f, Failure::Unavailable(_))
+                    || c.batch_execute("ROLLBACK").await.is_err()
+                {
+                    conn::discard(c);
+                }
+                match f {
+                    Failure::Conflict(_) if tries < MAX_TRIES => continue,
+                    Failure::Unavailable(_) if tries == 1 && !committing => continue,
+                    f => f,
+                }
+            }
+        };
+        return Err(failure.into_error());
+    }
+}
+
+/// One try; on failure also whether `COMMIT` had been sent.
+async fn attempt(c: &Pg, op: &DeskOp) -> Result<Result<DeskDone>, (Failure, bool)> {
+    let early = |e: PgError| (Failure::from(e), false);
+    let now = now_ms();
+    let mut done = DeskDone::default();
+    c.batch_execute("BEGIN").await.map_err(early)?;
+    let decided = async {
+        if let Err(refused) = apply(c, op, now, &mut done).await? {
+            return Ok(Err(refused));
+        }
+        assign_all(c, now, &mut done).await?;
+        Ok(Ok(()))
+    }
+    .await
+    .map_err(early)?;
+    if let Err(refused) = decided {
+        c.batch_execute("ROLLBACK").await.map_err(early)?;
+        return Ok(Err(refused));
+    }
+    c.batch_execute("COMMIT")
+        .await
+        .map_err(|e| (Failure::from(e), true))?;
+    Ok(Ok(done))
+}
+
+async fn apply(c: &Pg, op: &DeskOp, now: i64, done: &mut DeskDone) -> Step {
+    match op {
+        DeskOp::Open { visitor } => {
+            exec(c, LOCK_VISITOR, &[&visitor.0]).await?;
+            if let Some(r) = current(c, *visitor).await? {
+                done.row = Some(r);
+                return Ok(Ok(()));
+            }
+            let name: Option<String> = row_opt(c, VISITOR_NAME, &[&visitor.0])
+                .await?
+                .and_then(|r| r.get(0));
+            let name = format!(
+                "Support: {}",
+                name.as_deref().unwrap_or(VISITOR_DEFAULT_NAME)
+            );
+            let g: i64 = rows(c, CREATE, &[&KIND_GROUP, &name, &now]).await?[0].get(0);
+            exec(c, ADD_VISITOR, &[&g, &visitor.0]).await?;
+            exec(c, QUEUE, &[&g, &visitor.0, &now]).await?;
+            exec(c, BUMP, &[&g]).await?;
+            done.row = row(c, g).await?;
+            done.changed = true;
+        }
+        DeskOp::Agent { agent, set } => {
+            lock_agents(c).await?;
+            let capacity = set.capacity.map(|n| n as i32);
+            exec(c, SET_AGENT, &[&agent.0, &set.available, &capacity]).await?;
+            done.changed = true;
+        }
+        DeskOp::Seen { agents, until } => {
+            let was: HashMap<i64, i64> = lock_agents(c)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(3)))
+                .collect();
+            let ids: Vec<i64> = agents.iter().map(|a| a.0).collect();
+            if ids.iter().any(|a| was.get(a).is_none_or(|s| *s < now)) {
+                done.changed = true;
+            }
+            exec(c, RENEW, &[&ids, until]).await?;
+        }
+        DeskOp::Sweep => {
+            let lapsed: Vec<DeskRow> = rows(c, LAPSED, &[&now])
+                .await?
+                .iter()
+                .map(desk_row)
+                .collect();
+            for r in lapsed {
+                requeue(c, &r, done).await?;
+            }
+        }
+        DeskOp::Transfer { group, by, to } => {
+            let Some(r) = locked(c, group.0).await? else {
+                return Ok(Err(Error::NoSuchGroup));
+            };
+            let loads = loads(c, now).await?;
+            let target = to.and_then(|t| loads.iter().find(|l| l.agent == t).copied());
+            if let Err(e) = may_transfer(&r, *by, *to, target) {
+                return Ok(Err(e));
+            }
+            requeue(c, &r, done).await?;
+            let next = match to {
+                Some(t) => Some(*t),
+                // Back to the queue: someone else, if anyone has room now
+                // (the counts of others did not change with the requeue).
+                None => {
+                    let others: Vec<AgentLoad> =
+                        loads.into_iter().filter(|l| l.agent != *by).collect();
+                    pick(&others)
+                }
+            };
+            if let Some(agent) = next {
+                assign(c, group.0, agent, now, done).await?;
+            }
+        }
+        DeskOp::Close { group, by } => {
+            let Some(r) = locked(c, group.0).await? else {
+                return Ok(Err(Error::NoSuchGroup));
+            };
+            if let Err(e) = may_close(&r, *by) {
+                return Ok(Err(e));
+            }
+            if r.state != DeskState::Closed {
+                // The agent stays a member: the conversation stays readable.
+                exec(c, CLOSE, &[&group.0, &now]).await?;
+                done.changed = true;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Assigns the oldest queued conversations while an agent has room.
+async fn assign_all(c: &Pg, now: i64, done: &mut DeskDone) -> R<()> {
+    // The agents are locked from here to the commit: the loads stay true
+    // but for what this loop assigns.
+    let mut loads = loads(c, now).await?;
+    loop {
+        let Some(agent) = pick(&loads) else {
+            return Ok(());
+        };
+        let Some(next) = row_opt(c, NEXT_QUEUED, &[]).await? else {
+            return Ok(());
+        };
+        assign(c, next.get(0), agent, now, done).await?;
+        if let Some(l) = loads.iter_mut().find(|l| l.agent == agent) {
+            l.open += 1;
+        }
+    }
+}
+
+/// Locks every agent's row, in id order; rows of (user_id, available,
+/// capacity, seen_until, role).
+async fn lock_agents(c: &Pg) -> R<Vec<Row>> {
+    rows(c, LOCK_AGENTS, &[]).await
+}
+
+/// The agents who take conversations now (available, leased, still
+/// agents), with their open conversations, counted after their rows are
+/// locked.
+async fn loads(c: &Pg, now: i64) -> R<Vec<AgentLoad>> {
+    let takers: Vec<(i64, i32)> = lock_agents(c)
+        .await?
+        .iter()
+        .filter(|r| r.get::<_, bool>(1) && r.get::<_, i64>(3) >= now)
+        .filter(|r| matches!(r.get::<_, i16>(4), 1 | 2))
+        .map(|r| (r.get(0), r.get(2)))
+        .collect();
+    if takers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = takers.iter().map(|t| t.0).collect();
+    let open: HashMap<i64, i64> = rows(c, OPEN_COUNTS, &[&ids])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(takers
+        .into_iter()
+        .map(|(agent, capacity)| AgentLoad {
+            agent: UserId(agent),
+            capacity: capacity.max(0) as u32,
+            open: open.get(&agent).copied().unwrap_or(0) as u32,
+        })
+        .collect())
+}
+
+/// Gives the queued conversation `g` to `agent`: a member from the start
+/// of the conversation (they read what the visitor wrote while waiting),
+/// delivered what comes next.
+async fn assign(c: &Pg, g: i64, agent: UserId, now: i64, done: &mut DeskDone) -> R<()> {
+    let conv = rows(c, LOCK_GROUP, &[&g]).await?;
+    let Some(conv) = conv.first() else {
+        return Ok(());
+    };
+    let (name, last) = (conv.get::<_, Option<String>>(0), seq(conv.get(1)));
+    exec(c, ASSIGN, &[&g, &agent.0, &now]).await?;
+    exec(c, ADD_AGENT, &[&g, &agent.0, &(last as i64)]).await?;
+    exec(c, BUMP, &[&g]).await?;
+    let state = group_state(c, g, name).await?;
+    let username = username(c, agent).await?;
+    let e = desk_event(
+        GroupId(g),
+        GroupEventKind::MemberAdded,
+        agent,
+        username,
+        &state.name,
+    );
+    done.groups.push(desk_change(
+        GroupId(g),
+        state,
+        vec![e],
+        vec![],
+        Some((agent, last)),
+    ));
+    done.changed = true;
+    Ok(())
+}
+
+/// Puts an open conversation back at the front of the queue (its first
+/// `queued_at` kept), taking its agent out of it. `r` was read under its
+/// row lock.
+async fn requeue(c: &Pg, r: &DeskRow, done: &mut DeskDone) -> R<()> {
+    let g = r.group.0;
+    let conv = rows(c, LOCK_GROUP, &[&g]).await?;
+    exec(c, REQUEUE, &[&g]).await?;
+    if let (Some(agent), Some(conv)) = (r.agent, conv.first()) {
+        let name = conv.get::<_, Option<String>>(0);
+        let username = username(c, agent).await?;
+        exec(c, REMOVE, &[&g, &agent.0]).await?;
+        exec(c, BUMP, &[&g]).await?;
+        let state = group_state(c, g, name).await?;
+        let e = desk_event(
+            r.group,
+            GroupEventKind::MemberRemoved,
+            agent,
+            username,
+            &state.name,
+        );
+        done.groups
+            .push(desk_change(r.group, state, vec![e], vec![agent], None));
+    }
+    done.changed = true;
+    Ok(())
+}
+
+/// A desk group as the group rules see it (read under its row lock).
+async fn group_state(c: &Pg, g: i64, name: Option<String>) -> R<GroupState> {
+    let members = rows(c, MEMBERS, &[&g])
+        .await?
+        .iter()
+        .map(|r| (UserId(r.get(0)), seq(r.get(1))))
+        .collect();
+    Ok(GroupState {
+        name: name.unwrap_or_default(),
+        owner: None,
+        public: false,
+        members,
+        desk: true,
+    })
+}
+
+async fn username(c: &Pg, user: UserId) -> R<Option<String>> {
+    Ok(row_opt(c, USERNAME, &[&user.0]).await?.map(|r| r.get(0)))
+}
+
+/// Creates the agents' rows that are missing (defaults: available, no
+/// lease).
+async fn ensure_agents(c: &Pg, agents: &[i64]) -> R<u64> {
+    let capacity = DESK_DEFAULT_CAPACITY as i32;
+    exec(c, ENSURE_AGENTS, &[&agents, &capacity]).await
+}
+
+fn desk_row(r: &Row) -> DeskRow {
+    DeskRow {
+        group: GroupId(r.get(0)),
+        visitor: UserId(r.get(1)),
+        agent: r.get::<_, Option<i64>>(2).map(UserId),
+        state: DeskState::from_code(r.get::<_, i16>(3).into()),
+        queued_at: r.get(4),
+        assigned_at: r.get(5),
+    }
+}
+
+/// The desk conversation of `g`.
+pub(super) async fn row(c: &Pg, g: i64) -> R<Option<DeskRow>> {
+    let sql = format!("{ROW} WHERE d.group_id = $1");
+    Ok(row_opt(c, &sql, &[&g]).await?.as_ref().map(desk_row))
+}
+
+/// The desk conversation of `g`, locked.
+async fn locked(c: &Pg, g: i64) -> R<Option<DeskRow>> {
+    let sql = format!("{ROW} WHERE d.group_id = $1 FOR UPDATE");
+    Ok(row_opt(c, &sql, &[&g]).await?.as_ref().map(desk_row))
+}
+
+/// A visitor's conversation that is not closed.
+async fn current(c: &Pg, visitor: UserId) -> R<Option<DeskRow>> {
+    let sql =
+        format!("{ROW} WHERE d.visitor_id = $1 AND d.state < 2 ORDER BY d.group_id DESC LIMIT 1");
+    Ok(row_opt(c, &sql, &[&visitor.0])
+        .await?
+        .as_ref()
+        .map(desk_row))
+}
+
+/// What the notices need.
+pub(super) async fn snapshot(c: &Pg, now: i64) -> R<DeskSnapshot> {
+    let capacity = DESK_DEFAULT_CAPACITY as i32;
+    let by_agent: [&(dyn ToSql + Sync); 1] = [&capacity];
+    let (entries, agents) =
+        futures_util::try_join!(rows(c, ENTRIES, &[]), rows(c, AGENTS, &by_agent))?;
+    let mut snap = DeskSnapshot::default();
+    for r in &entries {
+        let e = DeskEntry {
+            group_id: GroupId(r.get(0)),
+            visitor_id: UserId(r.get(1)),
+            name: r
+                .get::<_, Option<String>>(2)
+                .unwrap_or_else(|| VISITOR_DEFAULT_NAME.to_string()),
+            email: r.get(3),
+            page: r.get(4),
+            state: DeskState::from_code(r.get::<_, i16>(5).into()),
+            agent_id: r.get::<_, Option<i64>>(6).map(UserId),
+            queued_at: r.get(7),
+            assigned_at: r.get(8),
+        };
+        match e.state {
+            DeskState::Queued => snap.queue.push(e),
+            _ => snap.open.push(e),
+        }
+    }
+    snap.agents = agents
+        .iter()
+        .map(|r| DeskAgentInfo {
+            user_id: UserId(r.get(0)),
+            username: r.get(1),
+            available: r.get(2),
+            capacity: r.get::<_, i32>(3).max(0) as u32,
+            online: r.get::<_, i64>(4) >= now,
+            open: r.get::<_, i64>(5) as u32,
+        })
+        .collect();
+    Ok(snap)
+}
+
+const ROW: &str = "SELECT d.group_id, d.visitor_id, d.agent_id, d.state, d.queued_at,
+        d.assigned_at FROM desk_conversations d";
+const LOCK_VISITOR: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
+const VISITOR_NAME: &str = "SELECT name FROM visitors WHERE user_id = $1";
+const CREATE: &str = "INSERT INTO conversations (kind, name, is_public, created_at)
+     VALUES ($1, $2, false, $3) RETURNING id";
+const ADD_VISITOR: &str =
+    "INSERT INTO members (conv_id, user_id, joined_seq, delivered_seq, read_seq)
+     VALUES ($1, $2, 0, 0, 0)";
+const QUEUE: &str = "INSERT INTO desk_conversations (group_id, visitor_id, state, queued_at)
+     VALUES ($1, $2, 0, $3)";
+const BUMP: &str = "UPDATE conversations SET members_version = members_version + 1 WHERE id = $1";
+const LOCK_GROUP: &str = "SELECT name, last_seq FROM conversations WHERE id = $1 FOR NO KEY UPDATE";
+/// The agent reads the whole conversation (`joined_seq` 0) and is
+/// delivered what follows its current end.
+const ADD_AGENT: &str =
+    "INSERT INTO members (conv_id, user_id, joined_seq, delivered_seq, read_seq)
+     VALUES ($1, $2, 0, $3, $3)
+     ON CONFLICT (conv_id, user_id) DO UPDATE
+     SET joined_seq = 0, delivered_seq = EXCLUDED.delivered_seq, read_seq = EXCLUDED.read_seq";
+const REMOVE: &str = "DELETE FROM members WHERE conv_id = $1 AND user_id = $2";
+const MEMBERS: &str = "SELECT user_id, joined_seq FROM members WHERE conv_id = $1 ORDER BY user_id";
+const USERNAME: &str = "SELECT username FROM users WHERE id = $1";
+const ASSIGN: &str = "UPDATE desk_conversations SET state = 1, agent_id = $2, assigned_at = $3
+     WHERE group_id = $1";
+const REQUEUE: &str = "UPDATE desk_conversations SET state = 0, agent_id = NULL, assigned_at = NULL
+     WHERE group_id = $1";
+const CLOSE: &str = "UPDATE desk_conversations SET state = 2, closed_at = $2 WHERE group_id = $1";
+/// Every agent's row (not only those taking conversations now: see the
+/// module's notes), in id order.
+const LOCK_AGENTS: &str = "SELECT a.user_id, a.available, a.capacity, a.seen_until, u.role
+     FROM desk_agents a JOIN users u ON u.id = a.user_id
+     ORDER BY a.user_id FOR UPDATE OF a";
+const OPEN_COUNTS: &str = "SELECT agent_id, count(*) FROM desk_conversations
+     WHERE state = 1 AND agent_id = ANY($1::int8[]) GROUP BY agent_id";
+const NEXT_QUEUED: &str = "SELECT group_id FROM desk_conversations WHERE state = 0
+     ORDER BY queued_at, group_id LIMIT 1 FOR UPDATE SKIP LOCKED";
+const LAPSED: &str = "SELECT d.group_id, d.visitor_id, d.agent_id, d.state, d.queued_at,
+        d.assigned_at FROM desk_conversations d
+     WHERE d.state = 1 AND d.agent_id IN (SELECT user_id FROM desk_agents WHERE seen_until < $1)
+     ORDER BY d.group_id FOR UPDATE OF d";
+const SET_AGENT: &str = "UPDATE desk_agents SET available = coalesce($2, available),
+                                capacity = coalesce($3, capacity)
+     WHERE user_id = $1";
+const RENEW: &str = "UPDATE desk_agents SET seen_until = greatest(seen_until, $2)
+     WHERE user_id = ANY($1::int8[])";
+const ENSURE_AGENTS: &str = "INSERT INTO desk_agents (user_id, capacity)
+     SELECT unnest($1::int8[]), $2 ON CONFLICT (user_id) DO NOTHING";
+const ENTRIES: &str = "SELECT d.group_id, d.visitor_id, v.name, v.email, v.page, d.state,
+        d.agent_id, d.queued_at, d.assigned_at
+     FROM desk_conversations d LEFT JOIN visitors v ON v.user_id = d.visitor_id
+     WHERE d.state < 2 ORDER BY d.queued_at, d.group_id";
+const AGENTS: &str = r#"SELECT u.id, u.username, coalesce(a.available, true),
+        coalesce(a.capacity, $1), coalesce(a.seen_until, 0),
+        (SELECT count(*) FROM desk_conversations d WHERE d.agent_id = u.id AND d.state = 1)
+     FROM users u LEFT JOIN desk_agents a ON a.user_id = u.id
+     WHERE u.role IN (1, 2) ORDER BY lower(u.username) COLLATE "C""#;
