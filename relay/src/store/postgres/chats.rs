@@ -96,6 +96,7 @@ pub(super) struct Statements {
     directs: Statement,
     insert: Statement,
     advance: Statement,
+    outbox: Statement,
 }
 
 impl Statements {
@@ -107,6 +108,7 @@ impl Statements {
             directs: c.prepare_cached(DIRECTS).await?,
             insert: c.prepare_cached(INSERT_MESSAGES).await?,
             advance: c.prepare_cached(ADVANCE).await?,
+            outbox: c.prepare_cached(super::bots::OUTBOX).await?,
         })
     }
 }
@@ -475,9 +477,14 @@ pub(super) async fn write(
         .unzip();
     let insert: [&(dyn ToSql + Sync); 8] = [&conv, &seqs, &ids, &from, &keys, &types, &bodies, &ts];
     let advance: [&(dyn ToSql + Sync); 2] = [&last_ids, &lasts];
+    // The webhook deliveries go in the same transaction as the messages,
+    // pipelined after them (tokio-postgres sends in first-poll order, and
+    // the statement reads the messages back).
+    let outbox: [&(dyn ToSql + Sync); 2] = [&conv, &seqs];
     futures_util::try_join!(
         c.execute(&st.insert, &insert),
-        c.execute(&st.advance, &advance)
+        c.execute(&st.advance, &advance),
+        c.execute(&st.outbox, &outbox)
     )?;
     Ok(())
 }

@@ -51,6 +51,7 @@
 
 mod accounts;
 mod api;
+mod bots;
 mod chats;
 mod conn;
 mod cursors;

@@ -22,6 +22,7 @@
 
 mod accounts;
 mod api;
+mod bots;
 mod checkpoint;
 mod facts;
 mod front;
@@ -288,6 +289,7 @@ impl SqliteStore {
             }
         }
         let last_lsn = recovery::replay(&mut conn, &log_path)?;
+        bots::release_leases(&conn)?;
         let log = log::CommitLog::open(&log_path, log_bytes, sync == SyncMode::Full)?;
         tracing::info!(path = %path.display(), synchronous = level, log = %log_path.display(), "SQLite store open");
 
