@@ -176,11 +176,12 @@ pub struct Config {
     pub voice_capacity: u32,
 
     /// Sustained rate of rate-limited frames (everything but PING and ACK)
-    /// per connection, per second.
+    /// per connection, per second; also of `POST /api/messages` per user.
     #[arg(long, env = "FERROCHAT_RATE_LIMIT", default_value_t = 50.0)]
     pub rate_limit: f64,
 
-    /// Burst size of the per-connection rate limit.
+    /// Burst size of the per-connection (and per-user HTTP send) rate
+    /// limit.
     #[arg(long, env = "FERROCHAT_RATE_BURST", default_value_t = 100.0)]
     pub rate_burst: f64,
 

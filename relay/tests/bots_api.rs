@@ -1,6 +1,7 @@
 //! Bots over HTTP: `POST /api/messages` (durable before 201, idempotent by
 //! `clientMsgId`, fanned out like a WebSocket send), revoked tokens, a bot
-//! in a group, and webhooks to private addresses refused without the flag.
+//! in a group, webhooks to private addresses refused without the flag, and
+//! the per-user rate limit on HTTP sends.
 
 mod common;
 
@@ -75,6 +76,61 @@ async fn a_bot_sends_over_http_idempotently_and_is_answered_after_the_commit() {
         )
         .await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn http_sends_beyond_the_rate_limit_get_429_and_other_callers_do_not() {
+    // A burst of 3, then one every 10 s: the fourth send in a row is over.
+    let mut flags = common::bots::FLAGS.to_vec();
+    flags.extend(["--rate-limit", "0.1", "--rate-burst", "3"]);
+    let relay = TestRelay::start(&flags).await;
+    let alice = relay.register("alice").await;
+    let noisy = create_bot(&relay.db, "noisy", None).await;
+    let quiet = create_bot(&relay.db, "quiet", None).await;
+    let send = |token: String, to: shared::UserId, n: u32| {
+        let relay = &relay;
+        async move {
+            let body = json!({"toId": to, "content": {"contentType": 1, "body": format!("n{n}")}});
+            relay
+                .request(
+                    "POST",
+                    "/api/messages",
+                    Some(&token),
+                    Some(body.to_string()),
+                )
+                .await
+        }
+    };
+    for n in 0..3 {
+        let (status, body, _) = send(noisy.token.clone(), alice.user_id, n).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body, headers) = send(noisy.token.clone(), alice.user_id, 3).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry), "Retry-After: {retry}");
+    // Another bot, and a user, still have their whole burst.
+    for n in 0..3 {
+        let (status, body, _) = send(quiet.token.clone(), alice.user_id, n).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body, _) = send(alice.token.clone(), noisy.id, 0).await;
+    assert_eq!(status, 201, "{body}");
+    // Refused sends stored nothing.
+    assert_eq!(relay.metric("ferrochat_api_rate_limited_total").await, 1);
+    let h = relay
+        .history(
+            &alice.token,
+            &format!("/api/conversations/user/{}/messages", noisy.id),
+        )
+        .await;
+    let from_noisy = h.messages.iter().filter(|m| m.from_id == noisy.id).count();
+    assert_eq!(
+        (from_noisy, h.messages.len()),
+        (3, 4),
+        "3 from the bot, 1 from alice"
+    );
 }
 
 #[tokio::test]

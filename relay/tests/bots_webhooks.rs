@@ -1,6 +1,7 @@
 //! Outgoing webhooks against a real HTTP receiver: signed deliveries of
-//! direct and group messages, retries after 500s and after a timeout, and
-//! the reply loop (a webhook's answer posted back, once).
+//! direct and group messages, retries after 500s and after a timeout, the
+//! reply loop (a webhook's answer posted back, once), and an idle
+//! dispatcher that writes nothing.
 
 mod common;
 
@@ -110,6 +111,16 @@ async fn failed_deliveries_are_retried_after_500s_and_timeouts() {
     let ids: std::collections::HashSet<_> =
         got.iter().map(|r| r.json()["deliveryId"].clone()).collect();
     assert_eq!(ids.len(), 1, "one delivery, tried {} times", got.len());
+    // Counted: every failed attempt but none given up, then the delivery.
+    let retries = relay.metric("ferrochat_webhook_retries_total").await;
+    assert!(retries >= 4, "{retries} retries counted");
+    assert!(
+        retries < got.len() as i64,
+        "{retries} of {} attempts",
+        got.len()
+    );
+    assert_eq!(relay.metric("ferrochat_webhook_delivered_total").await, 1);
+    assert_eq!(relay.metric("ferrochat_webhook_given_up_total").await, 0);
 }
 
 #[tokio::test]
@@ -138,6 +149,7 @@ async fn deliveries_are_given_up_after_the_max_age_and_recorded() {
         out.contains("pending=0") && out.contains("answered 503"),
         "{out}"
     );
+    assert_eq!(relay.metric("ferrochat_webhook_given_up_total").await, 1);
 }
 
 #[tokio::test]
@@ -175,4 +187,36 @@ async fn a_webhooks_reply_is_posted_back_once() {
     );
     // The bot's own replies are not delivered back to it.
     assert_eq!(receiver.received().len(), 2);
+}
+
+#[tokio::test]
+async fn an_idle_dispatcher_does_not_claim_and_a_message_still_goes_out() {
+    let relay = TestRelay::start(common::bots::FLAGS).await;
+    let receiver = Receiver::start().await;
+    let alice = relay.register("alice").await;
+    let bot = create_bot(&relay.db, "idle", Some(&receiver.url)).await;
+    // Let the setup's writes settle, then watch a few of the dispatcher's
+    // polls: it only reads. A claim is a store commit: claiming every
+    // 250 ms made ten a second here. (SQLite's indexer still commits its
+    // cursor flush about once a second.)
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let before = relay.metric("ferrochat_store_commits_total").await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let after = relay.metric("ferrochat_store_commits_total").await;
+    assert!(
+        after - before <= 4,
+        "an idle relay made {} commits in 3 s",
+        after - before
+    );
+    // A message to the bot still goes out.
+    let (status, _) = relay
+        .post(
+            "/api/messages",
+            Some(&alice.token),
+            json!({"toId": bot.id, "content": {"contentType": 1, "body": "wake up"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].json()["message"]["content"]["body"], "wake up");
 }

@@ -3,16 +3,20 @@
 //! checks, then the same path through the store and the hub:
 //! `crate::sending`), and answered only once the message is durable:
 //! `201` with its `msgId`/`ts`/`seq`, or `200` with the original's for a
-//! repeated `clientMsgId`.
+//! repeated `clientMsgId`. Each user sends at most `--rate-limit` a second
+//! in bursts of `--rate-burst` (as on a WebSocket, but per user, whatever
+//! token it uses): over it, 429 with `Retry-After`, before any check.
 
 use super::Authed;
 use crate::error::Error;
 use crate::store::NewChat;
-use crate::App;
+use crate::{throttle, App};
 use shared::bots::{MessageSent, SendMessage};
 use shared::validate::{self, Invalid};
 use shared::ErrorCode;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 use warp::http::StatusCode;
 use warp::reply::{self, Reply};
 use warp::Rejection;
@@ -23,6 +27,16 @@ pub async fn send(
     who: Authed,
     req: SendMessage,
 ) -> Result<warp::reply::Response, Rejection> {
+    if let Err(wait) = app.throttle.api_send(who.user.id, Instant::now()) {
+        app.metrics.api_rate_limited_total.fetch_add(1, Relaxed);
+        return Ok(throttle::too_many(
+            wait,
+            &format!(
+                "more than {} messages per second; this one was not sent",
+                app.config.rate_limit
+            ),
+        ));
+    }
     let to = req.target().ok_or_else(|| {
         Error::from(Invalid::new(
             ErrorCode::InvalidField,

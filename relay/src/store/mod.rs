@@ -284,6 +284,18 @@ pub trait Store: Send + Sync + 'static {
     /// Records how a claimed delivery ended.
     async fn finish_delivery(&self, id: i64, end: DeliveryEnd) -> Result<()>;
 
+    /// When the earliest webhook delivery that no live lease holds at
+    /// `now` is due (ms since the epoch; `None`: nothing to deliver): a
+    /// plain read (on the readers, one index probe), so an idle
+    /// dispatcher writes nothing. A row leased elsewhere shows once its
+    /// lease lapses.
+    async fn next_delivery_at(&self, now: i64) -> Result<Option<i64>>;
+
+    /// Notified (`notify_one`) after this relay stored messages that
+    /// queued webhook deliveries, once a claim can see them: the
+    /// dispatcher's nudge, so a first delivery does not wait for its poll.
+    fn deliveries_queued(&self) -> Arc<tokio::sync::Notify>;
+
     /// Applies a group change (`rules::group::change`), in order with
     /// chats, so a message's recipients are exactly the members when it was
     /// stored.

@@ -17,6 +17,15 @@
 //!
 //! Rows survive a restart: a lease left by a relay that died runs out (on
 //! SQLite, where one relay owns the file, the next start releases it).
+//!
+//! An idle dispatcher writes nothing: before a claim (a write: on SQLite a
+//! transaction through the indexer) it reads when the earliest unleased
+//! pending row is due (`Store::next_delivery_at`, one index probe on the
+//! readers), and claims only if one is due now. It looks when the store
+//! says this relay queued deliveries (after the commit that wrote them),
+//! when one of its deliveries ends (a slot and the bot's share are free),
+//! when the earliest row it saw falls due, and every [`POLL`] otherwise
+//! (rows queued by the other relays of a cluster, leases that lapsed).
 
 mod post;
 mod sign;
@@ -33,13 +42,15 @@ use bytes::Bytes;
 use shared::bots::{reply_key, BotRef, WebhookAnswer, WebhookEvent};
 use shared::desk::Role;
 use shared::{validate, Target as To};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-/// How often the outbox is looked at for due rows.
-const POLL: Duration = Duration::from_millis(250);
+/// How often the outbox is read when nothing woke the dispatcher sooner.
+const POLL: Duration = Duration::from_secs(1);
 /// Most deliveries in flight on this relay, all webhooks together.
 const IN_FLIGHT: usize = 64;
 /// The longest wait between two attempts.
@@ -49,15 +60,32 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub fn start(app: Arc<App>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wake = app.store.deliveries_queued();
+        let mut next = Instant::now();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep_until(next) => {}
+            }
+            next = Instant::now() + POLL;
             let free = slots.available_permits();
             if free == 0 || app.is_shutting_down() {
                 continue;
             }
             let now = now_ms();
+            match app.store.next_delivery_at(now).await {
+                Ok(Some(at)) if at <= now => {}
+                Ok(Some(at)) => {
+                    let wait = Duration::from_millis((at - now) as u64);
+                    next = next.min(Instant::now() + wait);
+                    continue;
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the webhook outbox");
+                    continue;
+                }
+            }
             // A lease outlives the delivery's own deadline.
             let lease = app.config.webhook_timeout + Duration::from_secs(10);
             let claim = Claim {
@@ -77,14 +105,24 @@ pub fn start(app: Arc<App>) -> JoinHandle<()> {
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     break; // cannot happen: at most `free` were claimed
                 };
-                let app = app.clone();
+                let (app, wake) = (app.clone(), wake.clone());
                 tokio::spawn(async move {
                     let id = d.id;
                     let end = deliver(&app, d).await;
+                    let m = &app.metrics;
+                    match end {
+                        DeliveryEnd::Delivered => &m.webhook_delivered_total,
+                        DeliveryEnd::Retry { .. } => &m.webhook_retries_total,
+                        DeliveryEnd::Failed { .. } => &m.webhook_given_up_total,
+                    }
+                    .fetch_add(1, Relaxed);
                     if let Err(e) = app.store.finish_delivery(id, end).await {
                         tracing::warn!(error = %e, id, "could not record a webhook delivery (its lease will run out)");
                     }
                     drop(slot);
+                    // A slot and the bot's share are free: rows held back
+                    // by them may go now.
+                    wake.notify_one();
                 });
             }
         }

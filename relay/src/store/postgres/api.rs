@@ -174,6 +174,14 @@ impl Store for PostgresStore {
         with_conn!(&self.pool, |c| bots::finish(c, id, &end))
     }
 
+    async fn next_delivery_at(&self, now: i64) -> Result<Option<i64>> {
+        with_conn!(&self.pool, |c| bots::next_due(c, now))
+    }
+
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.deliveries_queued.clone()
+    }
+
     async fn bots(&self) -> Result<Vec<BotInfo>> {
         with_conn!(&self.pool, |c| bots::list(c))
     }

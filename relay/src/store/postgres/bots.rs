@@ -109,6 +109,21 @@ pub(super) async fn revoke_tokens(c: &Pg, user: UserId) -> R<u64> {
     c.execute(&s, &[&user.0]).await
 }
 
+/// When the earliest pending row that no live lease holds is due: the
+/// dispatcher's plain read before it claims (no transaction, no lock).
+/// Walks `webhook_outbox_due` in order and stops at the first row not
+/// leased: one index probe when nothing is pending.
+pub(super) async fn next_due(c: &Pg, now: i64) -> R<Option<i64>> {
+    let s = c
+        .prepare_cached(
+            "SELECT next_at FROM webhook_outbox
+             WHERE state = 0 AND (claimed_until IS NULL OR claimed_until <= $1)
+             ORDER BY next_at LIMIT 1",
+        )
+        .await?;
+    Ok(c.query_opt(&s, &[&now]).await?.map(|r| r.get(0)))
+}
+
 const PICK: &str = "SELECT id FROM webhook_outbox WHERE id IN (
          SELECT d.id FROM (
              SELECT o.id, o.bot_id,

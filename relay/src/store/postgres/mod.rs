@@ -90,6 +90,9 @@ pub struct PostgresStore {
     /// Tells the ticker to stop (and stops it when dropped).
     stop: watch::Sender<bool>,
     closed: AtomicBool,
+    /// Notified by the writer after a commit that queued webhook
+    /// deliveries.
+    deliveries_queued: Arc<tokio::sync::Notify>,
 }
 
 impl PostgresStore {
@@ -112,7 +115,14 @@ impl PostgresStore {
         })?
         .map(|r| r.get(0));
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer::new(rx, pool.clone(), IdGen::after(last), metrics.clone());
+        let deliveries_queued = Arc::new(tokio::sync::Notify::new());
+        let writer = Writer::new(
+            rx,
+            pool.clone(),
+            IdGen::after(last),
+            metrics.clone(),
+            deliveries_queued.clone(),
+        );
         tasks::spawn_vital("PostgreSQL writer", writer.run());
         let cursors = Arc::new(Cursors::default());
         let (stop, stopped) = watch::channel(false);
@@ -128,6 +138,7 @@ impl PostgresStore {
             metrics,
             stop,
             closed: AtomicBool::new(false),
+            deliveries_queued,
         })
     }
 

@@ -123,6 +123,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn next_delivery_at(&self, now: i64) -> Result<Option<i64>> {
+        self.readers.run(move |c| bots::next_due(c, now)).await
+    }
+
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.deliveries_queued.clone()
+    }
+
     async fn bots(&self) -> Result<Vec<BotInfo>> {
         self.fresh(bots::list).await
     }

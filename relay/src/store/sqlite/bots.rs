@@ -17,23 +17,22 @@ use shared::desk::Role;
 use shared::{ChatMessage, Content, GroupId, Target, UserId};
 
 /// Queues a delivery of message `(conv, seq)` from `from` for every bot
-/// with a webhook in the conversation but the sender. Replays repeat it
-/// harmlessly (one row per bot and message).
+/// with a webhook in the conversation but the sender; how many rows that
+/// made. Replays repeat it harmlessly (one row per bot and message).
 pub(super) fn outbox_for(
     c: &Connection,
     conv: i64,
     seq: u64,
     from: UserId,
     ts: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
     c.prepare_cached(
         "INSERT OR IGNORE INTO webhook_outbox (bot_id, conv_id, seq, next_at, created_at)
          SELECT b.user_id, ?1, ?2, ?3, ?3 FROM bots b
          JOIN members mb ON mb.conv_id = ?1 AND mb.user_id = b.user_id
          WHERE b.webhook_url IS NOT NULL AND b.user_id <> ?4",
     )?
-    .execute(params![conv, seq as i64, ts, from.0])?;
-    Ok(())
+    .execute(params![conv, seq as i64, ts, from.0])
 }
 
 /// Creates a bot, its first token and its webhook.
@@ -194,6 +193,22 @@ fn delivery(c: &Connection, id: i64) -> rusqlite::Result<Option<Delivery>> {
             bot,
         })
     })
+    .optional()
+}
+
+/// When the earliest pending row that no live lease holds is due: the
+/// dispatcher's read before it claims. Walks `webhook_outbox_due` (pending
+/// rows by `next_at`) from its start and stops at the first row not
+/// leased, so it costs one index probe when nothing is pending and at most
+/// the rows in flight otherwise. `state = 0` is spelled out for the
+/// partial index to apply.
+pub(super) fn next_due(c: &Connection, now: i64) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached(
+        "SELECT next_at FROM webhook_outbox INDEXED BY webhook_outbox_due
+         WHERE state = 0 AND (claimed_until IS NULL OR claimed_until <= ?1)
+         ORDER BY next_at LIMIT 1",
+    )?
+    .query_row([now], |r| r.get(0))
     .optional()
 }
 

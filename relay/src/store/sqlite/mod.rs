@@ -200,6 +200,9 @@ pub struct SqliteStore {
     cursors: Arc<PendingCursors>,
     readers: Arc<Readers>,
     stop: Arc<AtomicBool>,
+    /// Notified by the indexer after a commit that queued webhook
+    /// deliveries.
+    deliveries_queued: Arc<tokio::sync::Notify>,
     /// The exclusive lock on the database file, held while open.
     _lock: File,
     _temp: Option<TempFile>,
@@ -301,6 +304,7 @@ impl SqliteStore {
         let (index_tx, index_rx) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
         let priority = Arc::new(priority::IndexerPriority::probe());
         let cursors = Arc::new(PendingCursors::default());
+        let deliveries_queued = Arc::new(tokio::sync::Notify::new());
         let indexer = indexer::Indexer::new(
             conn,
             index_rx,
@@ -311,6 +315,7 @@ impl SqliteStore {
             cursors.clone(),
             priority.clone(),
             fault.clone(),
+            deliveries_queued.clone(),
         );
         spawn("sqlite-indexer", move || indexer.run())?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -356,6 +361,7 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(path)),
             stop,
             cursors,
+            deliveries_queued,
             _lock: lock,
             _temp: temp,
         })
