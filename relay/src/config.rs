@@ -176,11 +176,12 @@ pub struct Config {
     pub voice_capacity: u32,
 
     /// Sustained rate of rate-limited frames (everything but PING and ACK)
-    /// per connection, per second.
+    /// per connection, per second; also of `POST /api/messages` per user.
     #[arg(long, env = "FERROCHAT_RATE_LIMIT", default_value_t = 50.0)]
     pub rate_limit: f64,
 
-    /// Burst size of the per-connection rate limit.
+    /// Burst size of the per-connection (and per-user HTTP send) rate
+    /// limit.
     #[arg(long, env = "FERROCHAT_RATE_BURST", default_value_t = 100.0)]
     pub rate_burst: f64,
 
@@ -322,6 +323,31 @@ pub struct Config {
     #[arg(long, env = "FERROCHAT_LOG", default_value = "info")]
     pub log: String,
 
+    /// Bots' webhooks may be on loopback, private, link-local and
+    /// unique-local addresses (refused by default: a webhook must not
+    /// reach into the relay's own network). For tests and trusted setups.
+    #[arg(long, env = "FERROCHAT_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// Most deliveries in flight per webhook (across a cluster).
+    #[arg(long, env = "FERROCHAT_WEBHOOK_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub webhook_concurrency: u32,
+
+    /// How long one webhook delivery may take, connecting to answering.
+    #[arg(long, env = "FERROCHAT_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// The first wait before a failed delivery is tried again; it doubles
+    /// with each failure (with jitter), up to an hour.
+    #[arg(long, env = "FERROCHAT_WEBHOOK_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub webhook_backoff: Duration,
+
+    /// A delivery still failing this long after its message was sent is
+    /// given up, and recorded as failed (see `admin list-bots`).
+    #[arg(long, env = "FERROCHAT_WEBHOOK_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_max_age: Duration,
+
     /// How long shutdown waits for sockets and requests to finish.
     #[arg(long, env = "FERROCHAT_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -363,6 +389,34 @@ pub enum AdminOp {
     },
     /// Lists agents and administrators.
     ListAgents,
+    /// Creates a bot and prints its API token (and webhook secret) once.
+    CreateBot {
+        /// The bot's username.
+        username: String,
+        /// Where to deliver its messages (`http://…`).
+        #[arg(long)]
+        webhook: Option<String>,
+    },
+    /// Revokes every API token of a bot.
+    RevokeBot {
+        /// The bot.
+        username: String,
+    },
+    /// Issues a new API token for a bot and prints it once.
+    BotToken {
+        /// The bot.
+        username: String,
+    },
+    /// Sets a bot's webhook (a new secret is printed once), or removes it
+    /// with `none`.
+    SetWebhook {
+        /// The bot.
+        username: String,
+        /// `http://…`, or `none`.
+        url: String,
+    },
+    /// Lists bots, their webhooks and their deliveries.
+    ListBots,
 }
 
 impl Config {

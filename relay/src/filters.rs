@@ -3,7 +3,7 @@
 //! ignore their body never read it), and all rejections go through one
 //! `recover`.
 
-use crate::handlers::{self, groups, history, visitors, Authed, ConnSlot};
+use crate::handlers::{self, groups, history, messages, visitors, Authed, ConnSlot};
 use crate::rules::desk;
 use crate::server::RemoteAddr;
 use crate::App;
@@ -37,7 +37,8 @@ pub fn routes(
         .or(add_member(app.clone()))
         .or(join_group(app.clone()))
         .or(leave_group(app.clone()))
-        .or(remove_member(app.clone()));
+        .or(remove_member(app.clone()))
+        .or(send_message(app.clone()));
     healthz(app.clone())
         .or(metrics(app.clone()))
         .or(ws(app.clone()))
@@ -268,6 +269,18 @@ pub fn group_history(
         .and(member_or_visitor(app))
         .and(warp::query::<history::Page>())
         .and_then(history::group)
+}
+
+/// `POST /api/messages`
+pub fn send_message(
+    app: Arc<App>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "messages")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(authed(app))
+        .and(json_body::<shared::bots::SendMessage>())
+        .and_then(messages::send)
 }
 
 /// `POST /api/groups`

@@ -12,7 +12,9 @@
 //! - [`cluster`]: several relays on one database, linked by Redis;
 //! - [`fatal`]: threads that must not die alone;
 //! - [`throttle`]: failed-login lockouts and the registration cap;
-//! - [`admin`]: the admin command (roles) and the relay's admin channel;
+//! - [`admin`]: the admin command (roles, bots) and the relay's admin channel;
+//! - [`sending`]: a chat sent over HTTP or by a webhook's reply, as on `/ws`;
+//! - [`webhook`]: bots' outgoing webhooks, delivered from a durable outbox;
 //! - [`auth`], [`ratelimit`], [`metrics`], [`static_files`], [`config`].
 
 pub mod admin;
@@ -30,12 +32,14 @@ pub mod hub;
 pub mod metrics;
 pub mod ratelimit;
 pub mod rules;
+pub mod sending;
 pub mod server;
 pub mod socket;
 pub mod static_files;
 pub mod store;
 pub mod throttle;
 pub mod voice;
+pub mod webhook;
 
 pub use config::Config;
 pub use error::{Error, Result};

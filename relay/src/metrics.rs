@@ -166,6 +166,17 @@ metrics! {
     counter log_records_total: "ferrochat_log_records_total",
     /// Commit log appends that failed and were retried.
     counter log_failures_total: "ferrochat_log_failures_total",
+    /// Webhook deliveries a bot's webhook answered 2xx (this relay's).
+    counter webhook_delivered_total: "ferrochat_webhook_delivered_total",
+    /// Webhook attempts that failed (a status, a timeout, a refused
+    /// connection) and were scheduled again.
+    counter webhook_retries_total: "ferrochat_webhook_retries_total",
+    /// Webhook deliveries given up (`--webhook-max-age`, a removed webhook,
+    /// a refused address) and recorded as failed.
+    counter webhook_given_up_total: "ferrochat_webhook_given_up_total",
+    /// `POST /api/messages` requests refused (429) by the per-user rate
+    /// limit (`--rate-limit`, `--rate-burst`).
+    counter api_rate_limited_total: "ferrochat_api_rate_limited_total",
     /// Cluster: events published to the other relays.
     counter cluster_published_total: "ferrochat_cluster_published_total",
     /// Cluster: events not published (the queue was full or Redis was

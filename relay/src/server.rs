@@ -73,6 +73,7 @@ pub async fn serve(
         // Slowloris: a client has this long to send its request headers.
         .header_read_timeout(Duration::from_secs(10));
     let mut background = crate::spawn_background(app.clone());
+    let webhooks = crate::webhook::start(app.clone());
     tokio::pin!(shutdown);
 
     loop {
@@ -123,6 +124,8 @@ pub async fn serve(
 
     tracing::info!("shutting down");
     drop(listener);
+    // Deliveries cut short stay in the outbox and are made again.
+    webhooks.abort();
     app.begin_shutdown();
     app.hub.close_all(close::GOING_AWAY);
     let grace = app.config.shutdown_grace;

@@ -33,6 +33,9 @@ pub enum Role {
     Admin,
     /// A visitor of the desk: no password, no contacts, only the desk.
     Visitor,
+    /// A bot (`ferrochat-relay admin create-bot`): no password, a
+    /// long-lived API token; added to groups and written to like a user.
+    Bot,
 }
 
 impl Role {
@@ -43,6 +46,7 @@ impl Role {
             Role::Agent => 1,
             Role::Admin => 2,
             Role::Visitor => 3,
+            Role::Bot => 4,
         }
     }
 
@@ -53,6 +57,7 @@ impl Role {
             1 => Role::Agent,
             2 => Role::Admin,
             3 => Role::Visitor,
+            4 => Role::Bot,
             _ => Role::User,
         }
     }
@@ -64,6 +69,7 @@ impl Role {
             Role::Agent => "agent",
             Role::Admin => "admin",
             Role::Visitor => "visitor",
+            Role::Bot => "bot",
         }
     }
 

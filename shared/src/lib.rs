@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod bots;
 pub mod codes;
 pub mod desk;
 pub mod duration;

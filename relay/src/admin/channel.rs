@@ -34,19 +34,27 @@ pub(super) struct Request {
     pub op: String,
     #[serde(default)]
     pub username: Option<String>,
+    /// A webhook URL (`create-bot`, `set-webhook`).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 impl Request {
     pub(super) fn of(op: &AdminOp) -> Request {
-        let username = match op {
+        let (username, url) = match op {
             AdminOp::GrantAdmin { username }
             | AdminOp::GrantAgent { username }
-            | AdminOp::RevokeAgent { username } => Some(username.clone()),
-            AdminOp::ListAgents => None,
+            | AdminOp::RevokeAgent { username }
+            | AdminOp::RevokeBot { username }
+            | AdminOp::BotToken { username } => (Some(username.clone()), None),
+            AdminOp::CreateBot { username, webhook } => (Some(username.clone()), webhook.clone()),
+            AdminOp::SetWebhook { username, url } => (Some(username.clone()), Some(url.clone())),
+            AdminOp::ListAgents | AdminOp::ListBots => (None, None),
         };
         Request {
             op: op_name(op).to_string(),
             username,
+            url,
         }
     }
 
@@ -67,6 +75,24 @@ impl Request {
                 username: username()?,
             },
             "list-agents" => AdminOp::ListAgents,
+            "create-bot" => AdminOp::CreateBot {
+                username: username()?,
+                webhook: self.url.clone(),
+            },
+            "revoke-bot" => AdminOp::RevokeBot {
+                username: username()?,
+            },
+            "bot-token" => AdminOp::BotToken {
+                username: username()?,
+            },
+            "set-webhook" => AdminOp::SetWebhook {
+                username: username()?,
+                url: self
+                    .url
+                    .clone()
+                    .ok_or_else(|| Failure::Refused("set-webhook needs a URL".into()))?,
+            },
+            "list-bots" => AdminOp::ListBots,
             other => return Err(Failure::Refused(format!("unknown operation {other:?}"))),
         })
     }

@@ -1,4 +1,5 @@
-//! `ferrochat-relay admin …`: grant and revoke roles, list agents.
+//! `ferrochat-relay admin …`: grant and revoke roles, list agents; create
+//! bots, their tokens and webhooks (`bots.rs`).
 //!
 //! One set of operations ([`apply`], over the [`Store`] trait and the
 //! rules in `rules::desk`) reached three ways, whichever works:
@@ -16,6 +17,7 @@
 //! Exit codes: 0 done; 1 refused (unknown user, a visitor, …); 3 the
 //! database or the relay could not be reached.
 
+mod bots;
 mod channel;
 mod command;
 
@@ -55,7 +57,7 @@ impl Failure {
         }
     }
 
-    fn from_store(e: Error) -> Failure {
+    pub(crate) fn from_store(e: Error) -> Failure {
         match e {
             Error::Forbidden(m) => Failure::Refused(m.to_string()),
             Error::Invalid(i) => Failure::Refused(i.message),
@@ -71,6 +73,11 @@ pub fn op_name(op: &AdminOp) -> &'static str {
         AdminOp::GrantAgent { .. } => "grant-agent",
         AdminOp::RevokeAgent { .. } => "revoke-agent",
         AdminOp::ListAgents => "list-agents",
+        AdminOp::CreateBot { .. } => "create-bot",
+        AdminOp::RevokeBot { .. } => "revoke-bot",
+        AdminOp::BotToken { .. } => "bot-token",
+        AdminOp::SetWebhook { .. } => "set-webhook",
+        AdminOp::ListBots => "list-bots",
     }
 }
 
@@ -87,6 +94,13 @@ pub async fn apply(store: &dyn Store, op: &AdminOp) -> Result<String, Failure> {
                 .map(|(u, role)| format!("{}\t{role}\n", u.username))
                 .collect())
         }
+        AdminOp::CreateBot { username, webhook } => {
+            bots::create(store, username, webhook.as_deref()).await
+        }
+        AdminOp::RevokeBot { username } => bots::revoke(store, username).await,
+        AdminOp::BotToken { username } => bots::token(store, username).await,
+        AdminOp::SetWebhook { username, url } => bots::set_webhook(store, username, url).await,
+        AdminOp::ListBots => bots::list(store).await,
     }
 }
 

@@ -155,20 +155,11 @@ fn outcome(
     client_msg_id: Option<String>,
 ) -> (ServerFrame, Option<crate::store::Placed>, bool) {
     match result {
-        Ok(ChatOutcome::Stored(placed)) => {
-            m.messages_in_total.fetch_add(1, Relaxed);
-            // Before the 81: whatever the sender does next finds them
-            // contacts.
-            hub.new_pair(&placed);
-            let p = &placed.msg;
-            let frame = chat_resp((p.msg_id, p.ts, p.seq), client_msg_id);
-            (frame, Some(placed), false)
-        }
-        Ok(ChatOutcome::Duplicate(o)) => {
-            m.messages_deduplicated_total.fetch_add(1, Relaxed);
+        Ok(outcome) => {
+            let (o, placed) = crate::sending::accepted(hub, m, outcome);
             (
                 chat_resp((o.msg_id, o.ts, o.seq), client_msg_id),
-                None,
+                placed,
                 false,
             )
         }

@@ -3,6 +3,7 @@
 
 pub mod groups;
 pub mod history;
+pub mod messages;
 pub mod visitors;
 
 use crate::auth::{new_token, token_hash, TokenHash};

@@ -69,7 +69,8 @@ pub enum Api {
     /// (membership is checked by the history rules, as for everyone).
     GroupHistory,
     /// Everything about other users, groups and conversations
-    /// (`/api/users…`, `/api/groups…`, `/api/conversations…`).
+    /// (`/api/users…`, `/api/groups…`, `/api/conversations…`), and
+    /// sending (`POST /api/messages`).
     Accounts,
 }
 
@@ -89,13 +90,19 @@ pub fn sees_presence(role: Role) -> bool {
 
 /// Whether a user whose role is `current` may be given `wanted` (by the
 /// admin command). Visitors are not accounts: they get no role, and no
-/// account becomes a visitor.
+/// account becomes a visitor. A bot is made by `create-bot` only and stays
+/// a bot (it has no password, so it could not act as a person).
 pub fn grant(current: Role, wanted: Role) -> Result<(), Error> {
     if current == Role::Visitor {
         return Err(Error::Forbidden("a visitor cannot be given a role"));
     }
     if wanted == Role::Visitor {
         return Err(Error::Forbidden("an account cannot be made a visitor"));
+    }
+    if current == Role::Bot || wanted == Role::Bot {
+        return Err(Error::Forbidden(
+            "bots are made by create-bot and keep their role",
+        ));
     }
     Ok(())
 }
@@ -149,5 +156,7 @@ mod tests {
         assert!(grant(Role::User, Role::Admin).is_ok());
         assert!(grant(Role::Visitor, Role::Agent).is_err());
         assert!(grant(Role::User, Role::Visitor).is_err());
+        assert!(grant(Role::Bot, Role::Agent).is_err());
+        assert!(grant(Role::User, Role::Bot).is_err());
     }
 }

@@ -17,6 +17,7 @@
 //! tokens) is the backend's own business.
 
 mod answer;
+pub mod bots;
 mod common;
 mod ids;
 #[cfg(feature = "postgres")]
@@ -28,6 +29,7 @@ pub use crate::rules::group::{GroupChange, GroupOp};
 pub use crate::rules::read::ReadMoved;
 pub use crate::rules::routing::{DeskDone, DeskOp, DeskRow, DeskSnapshot};
 pub use answer::{answer, Answer, Reply};
+pub use bots::{BotInfo, Claim, Delivery, DeliveryEnd, Webhook};
 pub use common::{addressed, conversation_list, like_prefix, member_page, Listed};
 
 use crate::auth::TokenHash;
@@ -259,6 +261,42 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a user's role (the rules are `rules::desk::grant`'s).
     async fn set_role(&self, user: UserId, role: Role) -> Result<()>;
 
+    /// Creates a bot (a user of role bot without a password) with its
+    /// first API token (`bots::BOT_TOKEN_EXPIRES_AT`) and webhook.
+    /// [`Error::UsernameTaken`] if the name exists.
+    async fn create_bot(
+        &self,
+        username: String,
+        token: TokenHash,
+        webhook: Option<Webhook>,
+    ) -> Result<UserId>;
+
+    /// Sets or removes a bot's webhook; removing gives up its pending
+    /// deliveries.
+    async fn set_webhook(&self, bot: UserId, webhook: Option<Webhook>) -> Result<()>;
+
+    /// Deletes every token of `user`; how many there were.
+    async fn revoke_tokens(&self, user: UserId) -> Result<u64>;
+
+    /// Claims due webhook deliveries (see [`Claim`]); in a cluster, no two
+    /// relays hold the same row.
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<Delivery>>;
+
+    /// Records how a claimed delivery ended.
+    async fn finish_delivery(&self, id: i64, end: DeliveryEnd) -> Result<()>;
+
+    /// When the earliest webhook delivery that no live lease holds at
+    /// `now` is due (ms since the epoch; `None`: nothing to deliver): a
+    /// plain read (on the readers, one index probe), so an idle
+    /// dispatcher writes nothing. A row leased elsewhere shows once its
+    /// lease lapses.
+    async fn next_delivery_at(&self, now: i64) -> Result<Option<i64>>;
+
+    /// Notified (`notify_one`) after this relay stored messages that
+    /// queued webhook deliveries, once a claim can see them: the
+    /// dispatcher's nudge, so a first delivery does not wait for its poll.
+    fn deliveries_queued(&self) -> Arc<tokio::sync::Notify>;
+
     /// Applies a group change (`rules::group::change`), in order with
     /// chats, so a message's recipients are exactly the members when it was
     /// stored.
@@ -298,6 +336,10 @@ pub trait Store: Send + Sync + 'static {
     /// The agents and administrators, by username; read after every write
     /// queued before it.
     async fn staff(&self) -> Result<Vec<(UserRef, Role)>>;
+
+    /// The bots, by username, with their webhooks and outboxes; read after
+    /// every write queued before it.
+    async fn bots(&self) -> Result<Vec<BotInfo>>;
 
     /// The user a live token belongs to, with their role as stored now (a
     /// role granted by the admin command on any machine applies to the

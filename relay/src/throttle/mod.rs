@@ -35,6 +35,10 @@
 //! registration that passes validation counts, taken usernames included
 //! (each one costs a hash).
 //!
+//! **Bots' sends.** `POST /api/messages` takes from a token bucket per
+//! user, at the WebSocket's per-connection `--rate-limit`/`--rate-burst`;
+//! over it, 429 with `Retry-After`. A bucket that refilled is forgotten.
+//!
 //! **Client address.** The TCP peer. With `--trusted-proxy`, when the peer
 //! is one of those proxies: the address in `--client-ip-header`, the
 //! right-most one that is not itself a trusted proxy (each proxy appends to
@@ -56,9 +60,11 @@ mod tests;
 pub use addr::{addr_key, ClientAddr, IpNet};
 
 use crate::config::{Config, Quota};
+use crate::ratelimit::TokenBucket;
 use parking_lot::Mutex;
 use shared::api::ApiError;
 use shared::ErrorCode;
+use shared::UserId;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -224,6 +230,12 @@ impl Expiring for Bucket {
     }
 }
 
+impl Expiring for TokenBucket {
+    fn expiry(&self) -> Option<Instant> {
+        Some(self.full_at())
+    }
+}
+
 /// The login and registration throttles (see the module doc).
 pub struct Throttle {
     login: LoginPolicy,
@@ -235,6 +247,10 @@ pub struct Throttle {
     registrations: Mutex<Table<IpAddr, Bucket>>,
     visitors: Mutex<Table<IpAddr, Bucket>>,
     visitor_messages: Mutex<Table<IpAddr, Bucket>>,
+    /// `--rate-limit` and `--rate-burst`.
+    send_rate: (f64, f64),
+    /// `POST /api/messages` per user; a bucket that refilled is forgotten.
+    api_sends: Mutex<Table<UserId, TokenBucket>>,
 }
 
 impl Throttle {
@@ -266,6 +282,8 @@ impl Throttle {
             registrations: Mutex::new(Table::new(cap)),
             visitors: Mutex::new(Table::new(cap)),
             visitor_messages: Mutex::new(Table::new(cap)),
+            send_rate: (config.rate_limit, config.rate_burst),
+            api_sends: Mutex::new(Table::new(cap)),
         }
     }
 
@@ -374,6 +392,17 @@ impl Throttle {
     /// `--visitor-limit` allowance, or says how long until there is one.
     pub fn visitor(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         take(self.visitor, &self.visitors, client, now)
+    }
+
+    /// Takes one `POST /api/messages` from `user`'s allowance (the
+    /// per-connection `--rate-limit`/`--rate-burst`, per user: every token
+    /// of a bot shares it), or says how long until there is one.
+    pub fn api_send(&self, user: UserId, now: Instant) -> Result<(), Duration> {
+        let (rate, burst) = self.send_rate;
+        self.api_sends
+            .lock()
+            .get_or_insert(user, now, || TokenBucket::new(rate, burst, now))
+            .take_or_wait(now)
     }
 
     /// Remembers that `username` registered from `client`: the address is

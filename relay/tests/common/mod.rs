@@ -2,6 +2,7 @@
 //! clients. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod bots;
 pub mod child;
 pub mod cluster;
 pub mod desk;

@@ -4,14 +4,14 @@
 
 use super::conn::{pg_error, with_conn};
 use super::marks::Mark;
-use super::{accounts, desk, groups, listing, reads, Cmd, PostgresStore};
+use super::{accounts, bots, desk, groups, listing, reads, Cmd, PostgresStore};
 use crate::auth::TokenHash;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::{
-    answer, Answer, ChatOutcome, ConvId, DeskDone, DeskOp, DeskRow, DeskSnapshot, GroupChange,
-    GroupOp, MemberRows, Membership, MessageRef, NewChat, Position, ReadMoved, Reply, Store,
-    StoredMessage, UserRecord, UserRef,
+    answer, Answer, BotInfo, ChatOutcome, Claim, ConvId, Delivery, DeliveryEnd, DeskDone, DeskOp,
+    DeskRow, DeskSnapshot, GroupChange, GroupOp, MemberRows, Membership, MessageRef, NewChat,
+    Position, ReadMoved, Reply, Store, StoredMessage, UserRecord, UserRef, Webhook,
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
@@ -154,6 +154,54 @@ impl Store for PostgresStore {
     async fn set_role(&self, user: UserId, role: Role) -> Result<()> {
         self.open_for_writes()?;
         with_conn!(&self.pool, |c| accounts::set_role(c, user, role))
+    }
+
+    async fn create_bot(
+        &self,
+        username: String,
+        token: TokenHash,
+        webhook: Option<Webhook>,
+    ) -> Result<UserId> {
+        self.open_for_writes()?;
+        let c = super::conn::get(&self.pool)
+            .await
+            .map_err(super::conn::Failure::into_error)?;
+        bots::create_bot(&c, &username, &token, webhook).await
+    }
+
+    async fn set_webhook(&self, bot: UserId, webhook: Option<Webhook>) -> Result<()> {
+        self.open_for_writes()?;
+        with_conn!(&self.pool, |c| bots::set_webhook(c, bot, webhook.clone()))
+    }
+
+    async fn revoke_tokens(&self, user: UserId) -> Result<u64> {
+        self.open_for_writes()?;
+        with_conn!(&self.pool, |c| bots::revoke_tokens(c, user))
+    }
+
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<Delivery>> {
+        self.open_for_writes()?;
+        let mut c = super::conn::get(&self.pool)
+            .await
+            .map_err(super::conn::Failure::into_error)?;
+        bots::claim(&mut c, claim).await.map_err(pg_error)
+    }
+
+    async fn finish_delivery(&self, id: i64, end: DeliveryEnd) -> Result<()> {
+        self.open_for_writes()?;
+        with_conn!(&self.pool, |c| bots::finish(c, id, &end))
+    }
+
+    async fn next_delivery_at(&self, now: i64) -> Result<Option<i64>> {
+        with_conn!(&self.pool, |c| bots::next_due(c, now))
+    }
+
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.deliveries_queued.clone()
+    }
+
+    async fn bots(&self) -> Result<Vec<BotInfo>> {
+        with_conn!(&self.pool, |c| bots::list(c))
     }
 
     async fn user_role(&self, username: &str) -> Result<Option<(UserRef, Role)>> {

@@ -96,6 +96,7 @@ pub(super) struct Statements {
     directs: Statement,
     insert: Statement,
     advance: Statement,
+    outbox: Statement,
 }
 
 impl Statements {
@@ -107,6 +108,7 @@ impl Statements {
             directs: c.prepare_cached(DIRECTS).await?,
             insert: c.prepare_cached(INSERT_MESSAGES).await?,
             advance: c.prepare_cached(ADVANCE).await?,
+            outbox: c.prepare_cached(super::bots::OUTBOX).await?,
         })
     }
 }
@@ -424,13 +426,14 @@ fn group_lists(rows: &[tokio_postgres::Row]) -> HashMap<ConvId, Vec<UserId>> {
 }
 
 /// Inserts the stored chats with one statement and advances the
-/// counters with another; the writer pipelines both with `COMMIT`.
+/// counters with another; the writer pipelines both with `COMMIT`. How
+/// many webhook deliveries that queued.
 pub(super) async fn write(
     c: &Pg,
     st: &Statements,
     chats: &[NewChat],
     placement: &Placement,
-) -> Result<(), PgError> {
+) -> Result<u64, PgError> {
     let mut rows: Vec<(&NewChat, &Spot)> = chats
         .iter()
         .zip(&placement.slots)
@@ -440,7 +443,7 @@ pub(super) async fn write(
         })
         .collect();
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     // In key order: two writers inserting the same resent keys wait for
     // each other instead of deadlocking on the unique index.
@@ -475,11 +478,16 @@ pub(super) async fn write(
         .unzip();
     let insert: [&(dyn ToSql + Sync); 8] = [&conv, &seqs, &ids, &from, &keys, &types, &bodies, &ts];
     let advance: [&(dyn ToSql + Sync); 2] = [&last_ids, &lasts];
-    futures_util::try_join!(
+    // The webhook deliveries go in the same transaction as the messages,
+    // pipelined after them (tokio-postgres sends in first-poll order, and
+    // the statement reads the messages back).
+    let outbox: [&(dyn ToSql + Sync); 2] = [&conv, &seqs];
+    let (_, _, queued) = futures_util::try_join!(
         c.execute(&st.insert, &insert),
-        c.execute(&st.advance, &advance)
+        c.execute(&st.advance, &advance),
+        c.execute(&st.outbox, &outbox)
     )?;
-    Ok(())
+    Ok(queued)
 }
 
 const LOCK: &str = "SELECT id, kind, last_seq, members_version FROM conversations

@@ -51,6 +51,7 @@
 
 mod accounts;
 mod api;
+mod bots;
 mod chats;
 mod conn;
 mod cursors;
@@ -90,6 +91,9 @@ pub struct PostgresStore {
     /// Tells the ticker to stop (and stops it when dropped).
     stop: watch::Sender<bool>,
     closed: AtomicBool,
+    /// Notified by the writer after a commit that queued webhook
+    /// deliveries.
+    deliveries_queued: Arc<tokio::sync::Notify>,
 }
 
 impl PostgresStore {
@@ -112,7 +116,14 @@ impl PostgresStore {
         })?
         .map(|r| r.get(0));
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer::new(rx, pool.clone(), IdGen::after(last), metrics.clone());
+        let deliveries_queued = Arc::new(tokio::sync::Notify::new());
+        let writer = Writer::new(
+            rx,
+            pool.clone(),
+            IdGen::after(last),
+            metrics.clone(),
+            deliveries_queued.clone(),
+        );
         tasks::spawn_vital("PostgreSQL writer", writer.run());
         let cursors = Arc::new(Cursors::default());
         let (stop, stopped) = watch::channel(false);
@@ -128,6 +139,7 @@ impl PostgresStore {
             metrics,
             stop,
             closed: AtomicBool::new(false),
+            deliveries_queued,
         })
     }
 

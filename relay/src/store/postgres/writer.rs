@@ -40,7 +40,7 @@ use deadpool_postgres::{Object, Pool};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Most commands one transaction takes.
 pub(super) const MAX_BATCH: usize = 1024;
@@ -122,10 +122,18 @@ pub(super) struct Writer {
     pub metrics: Arc<Metrics>,
     held: Option<Held>,
     cache: ChatCache,
+    /// Told after a commit that queued webhook deliveries.
+    queued: Arc<Notify>,
 }
 
 impl Writer {
-    pub fn new(rx: mpsc::Receiver<Cmd>, pool: Pool, ids: IdGen, metrics: Arc<Metrics>) -> Writer {
+    pub fn new(
+        rx: mpsc::Receiver<Cmd>,
+        pool: Pool,
+        ids: IdGen,
+        metrics: Arc<Metrics>,
+        queued: Arc<Notify>,
+    ) -> Writer {
         Writer {
             rx,
             pool,
@@ -133,6 +141,7 @@ impl Writer {
             metrics,
             held: None,
             cache: ChatCache::default(),
+            queued,
         }
     }
 
@@ -256,7 +265,12 @@ impl Writer {
         );
         self.held = Some(held);
         match written {
-            Ok(_) => Ok((placement, marked)),
+            Ok((queued, _, _)) => {
+                if queued > 0 {
+                    self.queued.notify_one();
+                }
+                Ok((placement, marked))
+            }
             Err(e) => Err((Failure::from(e), true)),
         }
     }

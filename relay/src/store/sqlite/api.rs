@@ -1,13 +1,13 @@
 //! The `Store` trait over the SQLite backend: writes queued to the front,
 //! reads on the pool (fresh ones after a barrier through the front).
 
-use super::{accounts, desk, facts, listing, reads, Cmd, SqliteStore, Write};
+use super::{accounts, bots, desk, facts, listing, reads, Cmd, SqliteStore, Write};
 use crate::auth::TokenHash;
 use crate::error::Result;
 use crate::store::{
-    answer, Answer, ChatOutcome, ConvId, DeskDone, DeskOp, DeskRow, DeskSnapshot, GroupChange,
-    GroupOp, MemberRows, Membership, MessageRef, NewChat, Position, ReadMoved, Reply, Store,
-    StoredMessage, UserRecord, UserRef,
+    answer, Answer, BotInfo, ChatOutcome, Claim, ConvId, Delivery, DeliveryEnd, DeskDone, DeskOp,
+    DeskRow, DeskSnapshot, GroupChange, GroupOp, MemberRows, Membership, MessageRef, NewChat,
+    Position, ReadMoved, Reply, Store, StoredMessage, UserRecord, UserRef, Webhook,
 };
 use async_trait::async_trait;
 use shared::api::{Conversations, GroupSummary};
@@ -111,6 +111,48 @@ impl Store for SqliteStore {
     async fn set_role(&self, user: UserId, role: Role) -> Result<()> {
         self.call(|reply| Write::Account(accounts::set_role(user, role, reply)))
             .await
+    }
+
+    async fn create_bot(
+        &self,
+        username: String,
+        token: TokenHash,
+        webhook: Option<Webhook>,
+    ) -> Result<UserId> {
+        self.call(|reply| Write::Account(bots::create_bot(username, token, webhook, reply)))
+            .await
+    }
+
+    async fn set_webhook(&self, bot: UserId, webhook: Option<Webhook>) -> Result<()> {
+        self.call(|reply| Write::Account(bots::set_webhook(bot, webhook, reply)))
+            .await
+    }
+
+    async fn revoke_tokens(&self, user: UserId) -> Result<u64> {
+        self.call(|reply| Write::Account(bots::revoke_tokens(user, reply)))
+            .await
+    }
+
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<Delivery>> {
+        self.call(|reply| Write::Account(bots::claim(claim, reply)))
+            .await
+    }
+
+    async fn finish_delivery(&self, id: i64, end: DeliveryEnd) -> Result<()> {
+        self.call(|reply| Write::Account(bots::finish(id, end, reply)))
+            .await
+    }
+
+    async fn next_delivery_at(&self, now: i64) -> Result<Option<i64>> {
+        self.readers.run(move |c| bots::next_due(c, now)).await
+    }
+
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.deliveries_queued.clone()
+    }
+
+    async fn bots(&self) -> Result<Vec<BotInfo>> {
+        self.fresh(bots::list).await
     }
 
     async fn user_role(&self, username: &str) -> Result<Option<(UserRef, Role)>> {

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// How long the indexer lets quiet operations gather before it commits
 /// them, and the most it gathers. At 10,000 msg/s, committing as soon as
@@ -159,6 +159,10 @@ pub(super) struct Indexer {
     pub priority: Arc<super::priority::IndexerPriority>,
     /// Test-only failure injection.
     pub fault: Fault,
+    /// Whether the open transaction queued webhook deliveries, and whom
+    /// to tell once it is committed (the dispatcher, `crate::webhook`).
+    pub deliveries_queued: bool,
+    queued: Arc<Notify>,
 }
 
 impl Indexer {
@@ -173,6 +177,7 @@ impl Indexer {
         moved: Arc<PendingCursors>,
         priority: Arc<super::priority::IndexerPriority>,
         fault: Fault,
+        queued: Arc<Notify>,
     ) -> Indexer {
         Indexer {
             conn,
@@ -191,6 +196,8 @@ impl Indexer {
             gathering: None,
             priority,
             fault,
+            deliveries_queued: false,
+            queued,
         }
     }
 
@@ -350,6 +357,9 @@ impl Indexer {
         if self.cursors_written {
             self.cursors.clear();
         }
+        if std::mem::take(&mut self.deliveries_queued) {
+            self.queued.notify_one();
+        }
         if applied > self.progress.applied() {
             self.progress
                 .applied
@@ -367,6 +377,7 @@ impl Indexer {
         tracing::error!(error = %e, ops, "storage transaction failed; rolled back");
         self.metrics.store_failures_total.fetch_add(1, Relaxed);
         let _ = self.conn.execute_batch("ROLLBACK");
+        self.deliveries_queued = false;
         self.seqs.clear();
         self.directs.clear();
         self.groups.clear();
@@ -439,7 +450,9 @@ impl Indexer {
             match op {
                 Op::Logged(r) => {
                     self.fault.check("indexer", &r.content.body);
-                    if insert_message(&self.conn, r)? == 0 {
+                    let (inserted, queued) = insert_message(&self.conn, r)?;
+                    self.deliveries_queued |= queued > 0;
+                    if inserted == 0 {
                         // The front resolved it against exact caches: this
                         // is a bug, and the message is already answered.
                         tracing::error!(conv = r.conv, seq = r.seq, msg_id = %r.msg_id, "a logged message conflicts with a stored one");

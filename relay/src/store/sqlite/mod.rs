@@ -22,6 +22,7 @@
 
 mod accounts;
 mod api;
+mod bots;
 mod checkpoint;
 mod desk;
 mod facts;
@@ -203,6 +204,9 @@ pub struct SqliteStore {
     cursors: Arc<PendingCursors>,
     readers: Arc<Readers>,
     stop: Arc<AtomicBool>,
+    /// Notified by the indexer after a commit that queued webhook
+    /// deliveries.
+    deliveries_queued: Arc<tokio::sync::Notify>,
     /// The exclusive lock on the database file, held while open.
     _lock: File,
     _temp: Option<TempFile>,
@@ -292,6 +296,7 @@ impl SqliteStore {
             }
         }
         let last_lsn = recovery::replay(&mut conn, &log_path)?;
+        bots::release_leases(&conn)?;
         let log = log::CommitLog::open(&log_path, log_bytes, sync == SyncMode::Full)?;
         tracing::info!(path = %path.display(), synchronous = level, log = %log_path.display(), "SQLite store open");
 
@@ -303,6 +308,7 @@ impl SqliteStore {
         let (index_tx, index_rx) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
         let priority = Arc::new(priority::IndexerPriority::probe());
         let cursors = Arc::new(PendingCursors::default());
+        let deliveries_queued = Arc::new(tokio::sync::Notify::new());
         let indexer = indexer::Indexer::new(
             conn,
             index_rx,
@@ -313,6 +319,7 @@ impl SqliteStore {
             cursors.clone(),
             priority.clone(),
             fault.clone(),
+            deliveries_queued.clone(),
         );
         spawn("sqlite-indexer", move || indexer.run())?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -358,6 +365,7 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(path)),
             stop,
             cursors,
+            deliveries_queued,
             _lock: lock,
             _temp: temp,
         })

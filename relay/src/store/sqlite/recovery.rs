@@ -55,9 +55,10 @@ pub(super) fn set_applied_lsn(c: &Connection, lsn: u64) -> rusqlite::Result<()> 
     Ok(())
 }
 
-/// Inserts a resolved message; 0 if it was there already.
-pub(super) fn insert_message(c: &Connection, r: &log::Record) -> rusqlite::Result<usize> {
-    c.prepare_cached(
+/// Inserts a resolved message and its webhook deliveries: how many
+/// messages (0 if it was there already) and deliveries were inserted.
+pub(super) fn insert_message(c: &Connection, r: &log::Record) -> rusqlite::Result<(usize, usize)> {
+    let n = c.prepare_cached(
         "INSERT OR IGNORE INTO messages (conv_id, seq, msg_id, from_id, client_msg_id, content_type, body, ts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
@@ -70,5 +71,11 @@ pub(super) fn insert_message(c: &Connection, r: &log::Record) -> rusqlite::Resul
         r.content.content_type,
         r.content.body,
         r.ts
-    ])
+    ])?;
+    let queued = if n > 0 {
+        super::bots::outbox_for(c, r.conv, r.seq, r.from, r.ts)?
+    } else {
+        0
+    };
+    Ok((n, queued))
 }

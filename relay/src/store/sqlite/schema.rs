@@ -130,6 +130,33 @@ CREATE TABLE desk_agents (
     seen_until INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    r#"
+-- Bots (shared::desk::Role::Bot, role 4): users without a password, with
+-- long-lived tokens, and maybe a webhook (its URL and signing secret).
+-- The outbox holds one row per webhook delivery, written with its message
+-- (store/bots.rs): state 0 pending, 2 given up; delivered rows are deleted.
+CREATE TABLE bots (
+    user_id     INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    webhook_url TEXT,
+    secret      TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX tokens_by_user ON tokens(user_id);
+CREATE TABLE webhook_outbox (
+    id            INTEGER PRIMARY KEY,
+    bot_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    conv_id       INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    state         INTEGER NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at       INTEGER NOT NULL,
+    claimed_until INTEGER,
+    created_at    INTEGER NOT NULL,
+    last_error    TEXT,
+    UNIQUE (bot_id, conv_id, seq)
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 0;
+"#,
 ];
 
 /// Connection settings shared by the writer, the readers and the front.

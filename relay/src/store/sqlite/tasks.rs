@@ -190,7 +190,9 @@ impl Indexer {
             msg_id,
             ts,
         };
-        if insert_message(&self.conn, &placing.record(0, c))? == 0 {
+        let (inserted, queued) = insert_message(&self.conn, &placing.record(0, c))?;
+        self.deliveries_queued |= queued > 0;
+        if inserted == 0 {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
                 Some(format!("message {conv}/{seq} conflicts with a stored one")),
