@@ -288,6 +288,8 @@ fn kind_of(f: &ServerFrame) -> &'static str {
         ServerFrame::GroupEvent(_) => "100",
         ServerFrame::VoiceJoined { .. } => "121",
         ServerFrame::VoiceRoom { .. } => "125",
+        ServerFrame::DeskStatus(_) => "131",
+        ServerFrame::DeskBoard(_) => "133",
     }
 }
 

@@ -117,7 +117,11 @@ pub(super) async fn serve(s: TcpStream, st: Arc<Mutex<State>>, faults: Faults) {
                 | ClientFrame::VoiceJoin { .. }
                 | ClientFrame::VoiceLeave { .. }
                 | ClientFrame::VoiceMute { .. }
-                | ClientFrame::VoiceQuery { .. },
+                | ClientFrame::VoiceQuery { .. }
+                | ClientFrame::DeskOpen
+                | ClientFrame::DeskAgent(_)
+                | ClientFrame::DeskTransfer { .. }
+                | ClientFrame::DeskClose { .. },
                 Some(_),
             ) => {}
             (ClientFrame::Login { .. }, Some(_)) => {
