@@ -3,7 +3,7 @@
 # loopback, one or two release relays on them, and the load generator
 # talking to the relays directly (no nginx).
 #
-#   loadgen/bench-cluster.sh [closed|offered|latency|single|sqlite|fanout|kill|pglatency|voice|all] [RUNS]
+#   loadgen/bench-cluster.sh [closed|offered|latency|single|sqlite|fanout|kill|pglatency|voice|desk|all] [RUNS]
 #
 # closed:  2 relays, every pair across them, closed loop (the throughput floor)
 # offered: 2 relays, every pair across them, offered $OFFERED msg/s (default 20000)
@@ -17,6 +17,10 @@
 # voice:   voice rooms, $ROOMS (default 10) × 50 participants × 2 speakers
 #          with a chat side load: 1 relay on PostgreSQL, then 2 relays on
 #          Redis, alternating RUNS times
+# desk:    the support desk (not part of `all`): $VISITORS (1000) visitors
+#          over $ARRIVAL (60s), $AGENTS (20) agents × capacity 5, 3 messages
+#          each; 1 relay on PostgreSQL, then 2 relays on Redis (visitors and
+#          agents alternate relays), alternating RUNS times
 #
 # Every run gets a fresh database and fresh relays; PostgreSQL and Redis
 # live for the whole script under $BENCH_DIR (default
@@ -35,6 +39,10 @@ ports=(9203 9204)
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 cargo build --release -q -p ferrochat-relay -p loadgen
 bin=${CARGO_TARGET_DIR:-target}/release
+# relay_load_flags, wait_healthy (its stop_relay trap is replaced below).
+source loadgen/bench-relay.sh
+# More relay flags for a mode (desk: --visitor-limit off).
+relay_extra=()
 
 rm -rf "$dir"
 mkdir -p "$dir/pg"
@@ -79,18 +87,12 @@ start_relays() {
             extra=(--redis "redis://127.0.0.1:$redis_port" --node-id "n$i")
         fi
         "$bin/ferrochat-relay" --listen "127.0.0.1:${ports[$i]}" --db "$db" "${extra[@]}" \
-            --rate-limit 1000000 --rate-burst 1000000 --register-limit off --log warn \
-            >>"$dir/relay$i.log" 2>&1 &
+            "${relay_load_flags[@]}" "${relay_extra[@]}" >>"$dir/relay$i.log" 2>&1 &
         pids+=($!)
         urls+=("http://127.0.0.1:${ports[$i]}")
     done
-    for u in "${urls[@]}"; do
-        for _ in $(seq 200); do
-            curl -sf "$u/healthz" >/dev/null 2>&1 && break
-            sleep 0.05
-        done
-        curl -sf "$u/healthz" >/dev/null || { echo "relay $u did not get healthy" >&2; exit 2; }
-    done
+    db_url=$db
+    for u in "${urls[@]}"; do wait_healthy "$u"; done
 }
 
 # counters: what each relay's link did during the run.
@@ -171,5 +173,24 @@ voice | all)
                 --participants 50 --speakers 2 --chat-pairs 50 --chat-rate 500 --duration 20s
         done
     done
+    ;;
+desk)
+    # The support desk: the agents are granted with the relay's admin
+    # command, which on PostgreSQL writes to the database directly.
+    relay_extra=(--visitor-limit off)
+    for i in $(seq "$runs"); do
+        for n in 1 2; do
+            name=desk-pg-single redis=""
+            if [ "$n" = 2 ]; then name=desk-2nodes redis=redis; fi
+            start_relays "$n" postgres "$redis"
+            printf '%s run %s: ' "$name" "$i"
+            "$bin/loadgen" --url "$(IFS=,; echo "${urls[*]}")" --relay-pid "$(IFS=,; echo "${pids[*]}")" \
+                --quiet --json desk --visitors "${VISITORS:-1000}" --arrival "${ARRIVAL:-60s}" \
+                --agents "${AGENTS:-20}" --capacity 5 --messages 3 \
+                --relay-bin "$bin/ferrochat-relay" --db "$db_url" || true
+            counters
+        done
+    done
+    stop_relays
     ;;
 esac

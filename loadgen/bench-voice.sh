@@ -36,29 +36,11 @@ bin=${CARGO_TARGET_DIR:-target}/release
 port=9110
 url=http://127.0.0.1:$port
 
-relay_pid=
-stop_relay() {
-    if [ -n "$relay_pid" ]; then
-        kill "$relay_pid" 2>/dev/null || true
-        wait "$relay_pid" 2>/dev/null || true
-        relay_pid=
-    fi
-}
-trap stop_relay EXIT
+source loadgen/bench-relay.sh
 
 start_relay() {
-    stop_relay
-    "$bin/ferrochat-relay" --listen "127.0.0.1:$port" --db "sqlite://$dir/bench.db" \
-        --sqlite-sync full --voice-capacity "$participants" \
-        --rate-limit 1000000 --rate-burst 1000000 --register-limit off --log warn \
-        >>"$dir/relay.log" 2>&1 &
-    relay_pid=$!
-    for _ in $(seq 100); do
-        curl -sf "$url/healthz" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "relay did not start" >&2
-    exit 2
+    start_relay_on "$port" "sqlite://$dir/bench.db" "$dir/relay.log" \
+        --sqlite-sync full --voice-capacity "$participants"
 }
 
 # A fresh relay on a fresh copy of the registered database.

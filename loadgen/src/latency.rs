@@ -22,6 +22,15 @@ pub fn record_us(h: &mut Histogram<u64>, us: u64) {
     h.saturating_record(us.max(1));
 }
 
+/// The per-mille percentile of `sorted` (ascending, not empty) by nearest
+/// rank: the smallest sample with at least that share of all samples at or
+/// below it.
+pub fn nearest_rank(sorted: &[u64], per_mille: u64) -> u64 {
+    let n = sorted.len() as u64;
+    // ceil(n × per_mille / 1000), at least 1: the rank, 1-based.
+    sorted[((n * per_mille).div_ceil(1000).max(1) - 1) as usize]
+}
+
 /// Percentiles of one latency distribution, in microseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,8 +75,7 @@ impl LatencySummary {
         }
         values.sort_unstable();
         let n = values.len() as u64;
-        // ceil(n × per_mille / 1000), at least 1: the rank, 1-based.
-        let at = |per_mille: u64| values[((n * per_mille).div_ceil(1000).max(1) - 1) as usize];
+        let at = |per_mille: u64| nearest_rank(values, per_mille);
         let sum: u128 = values.iter().map(|&v| v as u128).sum();
         LatencySummary {
             count: n,

@@ -30,7 +30,8 @@
 //!   its report: [`idle`] (many quiet connections: memory and heartbeat
 //!   cost), [`chat`] (one-to-one throughput and latency) and [`fanout`] (one
 //!   message to a group of thousands, all online) and [`voice`] (voice
-//!   rooms: binary audio frames every 20 ms, with a chat load alongside).
+//!   rooms: binary audio frames every 20 ms, with a chat load alongside)
+//!   and [`desk`] (the support desk: visitors queueing for agents).
 //!
 //! Adding a scenario: write a module with a clap `Args` struct and
 //! `async fn run(&Ctx, Args) -> Result<impl ScenarioReport, Error>`, add a
@@ -45,6 +46,7 @@
 pub mod answers;
 pub mod chat;
 pub mod client;
+pub mod desk;
 pub mod fanout;
 pub mod idle;
 pub mod latency;
@@ -151,6 +153,10 @@ pub enum Scenario {
     /// participants of their room; speaker→listener latency, lost frames,
     /// relay cost, with an optional chat load measured alongside.
     Voice(voice::VoiceArgs),
+    /// The support desk: visitors arriving over a window, agents of a
+    /// given capacity answering and closing; time to assignment, the queue
+    /// over time, lost and duplicate messages both ways.
+    Desk(desk::DeskArgs),
 }
 
 /// What a scenario gets from the framework.
@@ -240,6 +246,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) -> Result<Box<dyn ScenarioReport
         Scenario::Chat(a) => Box::new(chat::run(ctx, a).await?),
         Scenario::Fanout(a) => Box::new(fanout::run(ctx, a).await?),
         Scenario::Voice(a) => Box::new(voice::run(ctx, a).await?),
+        Scenario::Desk(a) => Box::new(desk::run(ctx, a).await?),
     })
 }
 
