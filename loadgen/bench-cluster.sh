@@ -41,7 +41,7 @@ cargo build --release -q -p ferrochat-relay -p loadgen
 bin=${CARGO_TARGET_DIR:-target}/release
 # relay_load_flags, wait_healthy (its stop_relay trap is replaced below).
 source loadgen/bench-relay.sh
-# More relay flags for a mode (desk: --visitor-limit off).
+# More relay flags for a mode (desk: --visitor-limit off --visitor-message-limit off).
 relay_extra=()
 
 rm -rf "$dir"
@@ -177,7 +177,7 @@ voice | all)
 desk)
     # The support desk: the agents are granted with the relay's admin
     # command, which on PostgreSQL writes to the database directly.
-    relay_extra=(--visitor-limit off)
+    relay_extra=(--visitor-limit off --visitor-message-limit off)
     for i in $(seq "$runs"); do
         for n in 1 2; do
             name=desk-pg-single redis=""

@@ -5,7 +5,7 @@
 #
 #   loadgen/bench-desk.sh [RUNS]
 #
-# Every run gets a fresh database and a fresh relay (`--visitor-limit off`:
+# Every run gets a fresh database and a fresh relay (`--visitor-limit off --visitor-message-limit off`:
 # every visitor comes from 127.0.0.1); loadgen registers the agents, grants
 # them with `ferrochat-relay admin grant-agent` (through the running
 # relay's admin socket) and runs. One JSON line per run, prefixed with its
@@ -30,7 +30,7 @@ for i in $(seq "$runs"); do
     rm -f "$dir"/bench.db*
     : >"$dir/relay.log"
     db="sqlite://$dir/bench.db"
-    start_relay_on "$port" "$db" "$dir/relay.log" --visitor-limit off
+    start_relay_on "$port" "$db" "$dir/relay.log" --visitor-limit off --visitor-message-limit off
     name="desk-1box run $i"
     json=$("$bin/loadgen" --url "$url" --relay-pid "$relay_pid" --quiet --json desk "${desk[@]}" \
         --relay-bin "$bin/ferrochat-relay" --db "$db" || true)

@@ -21,6 +21,8 @@ fn a_small_desk_run_serves_every_visitor_and_loses_nothing() {
         db.clone(),
         "--visitor-limit".into(),
         "off".into(),
+        "--visitor-message-limit".into(),
+        "off".into(),
     ];
     args.extend(services::relay::load_test_args());
     let mut relay =

@@ -15,7 +15,7 @@ const FD_MARGIN: u64 = 64;
 #[serde(rename_all = "camelCase")]
 pub struct DeskArgs {
     /// Visitors, each created with `POST /api/visitors` at its arrival
-    /// time (the relay needs a `--visitor-limit` above this, or `off`).
+    /// time (the relay needs `--visitor-limit` and `--visitor-message-limit` above this, or `off`).
     #[arg(long, default_value_t = 1000)]
     pub visitors: usize,
     /// Visitors arrive uniformly over this window.

@@ -124,6 +124,11 @@ async fn attempt(c: &Pg, op: &DeskOp) -> Result<Result<DeskDone>, (Failure, bool
             return Ok(Err(refused));
         }
         assign_all(c, now, &mut done).await?;
+        // An opened conversation may have been assigned at once: answer
+        // with where it stands now.
+        if let Some(g) = done.row.as_ref().map(|r| r.group) {
+            done.row = row(c, g.0).await?;
+        }
         Ok(Ok(()))
     }
     .await

@@ -25,6 +25,11 @@ pub(super) fn op(op: DeskOp, reply: Reply<DeskDone>) -> Box<dyn Task> {
             return Ok(Err(e));
         }
         assign_all(ix, now, &mut done)?;
+        // An opened conversation may have been assigned at once: answer
+        // with where it stands now.
+        if let Some(g) = done.row.as_ref().map(|r| r.group) {
+            done.row = row(&ix.conn, g)?;
+        }
         Ok(Ok(done))
     })
 }
