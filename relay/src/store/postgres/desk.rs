@@ -57,6 +57,10 @@ use tokio_postgres::{Error as PgError, Row};
 /// Attempts at a change that conflicts with another transaction.
 const MAX_TRIES: usize = 5;
 
+/// The advisory lock key every desk transaction takes first ("desk" in
+/// ASCII; other advisory locks of the relay use other keys).
+const DESK_LOCK: i64 = 0x6465_736b;
+
 type R<T> = std::result::Result<T, PgError>;
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// A storage failure, or else the change done or refused.
@@ -120,6 +124,7 @@ async fn attempt(c: &Pg, op: &DeskOp) -> Result<Result<DeskDone>, (Failure, bool
     let mut done = DeskDone::default();
     c.batch_execute("BEGIN").await.map_err(early)?;
     let decided = async {
+        exec(c, "SELECT pg_advisory_xact_lock($1)", &[&DESK_LOCK]).await?;
         if let Err(refused) = apply(c, op, now, &mut done).await? {
             return Ok(Err(refused));
         }
