@@ -19,8 +19,9 @@
 #          Redis, alternating RUNS times
 # desk:    the support desk (not part of `all`): $VISITORS (1000) visitors
 #          over $ARRIVAL (60s), $AGENTS (20) agents × capacity 5, 3 messages
-#          each; 1 relay on PostgreSQL, then 2 relays on Redis (visitors and
-#          agents alternate relays), alternating RUNS times
+#          each (agents answer after $REPLY_DELAY, default 0ms); 1 relay on
+#          PostgreSQL, then 2 relays on Redis (visitors and agents alternate
+#          relays), alternating RUNS times
 #
 # Every run gets a fresh database and fresh relays; PostgreSQL and Redis
 # live for the whole script under $BENCH_DIR (default
@@ -186,7 +187,7 @@ desk)
             printf '%s run %s: ' "$name" "$i"
             "$bin/loadgen" --url "$(IFS=,; echo "${urls[*]}")" --relay-pid "$(IFS=,; echo "${pids[*]}")" \
                 --quiet --json desk --visitors "${VISITORS:-1000}" --arrival "${ARRIVAL:-60s}" \
-                --agents "${AGENTS:-20}" --capacity 5 --messages 3 \
+                --agents "${AGENTS:-20}" --capacity 5 --messages 3 --reply-delay "${REPLY_DELAY:-0ms}" \
                 --relay-bin "$bin/ferrochat-relay" --db "$db_url" || true
             counters
         done

@@ -56,6 +56,7 @@ mod chats;
 mod conn;
 mod cursors;
 mod desk;
+mod desk_sql;
 mod facts;
 mod groups;
 mod listing;
