@@ -1,7 +1,7 @@
 //! The desk's notices: 131 to this relay's visitors, 133 to its agents,
 //! each sent only when what that socket is shown changed.
 
-use super::{Desk, NOTICE_INTERVAL};
+use super::{Desk, Local, NOTICE_INTERVAL};
 use crate::clock::now_ms;
 use crate::rules::routing::closed;
 use crate::socket::encode;
@@ -84,4 +84,3 @@ async fn send_changes(desk: &Desk) -> crate::error::Result<()> {
     Ok(())
 }
 
-use super::Local;
