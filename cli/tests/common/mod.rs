@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use services::RelayProcess;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -32,9 +34,14 @@ pub fn relay(dir: &Path) -> RelayProcess {
 /// The CLI with `config` as its config dir and no inherited session
 /// settings.
 pub fn cli(relay: &RelayProcess, config: &Path) -> Command {
+    cli_at(&relay.url(), config)
+}
+
+/// As [`cli`], for the relay (or load balancer) at `url`.
+pub fn cli_at(url: &str, config: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferrochat-cli"));
     c.arg("--server")
-        .arg(relay.url())
+        .arg(url)
         .arg("--config-dir")
         .arg(config)
         .env_remove("FERROCHAT_SERVER")
@@ -68,17 +75,30 @@ pub fn run(mut c: Command) -> Output {
 /// Registers `name` (password from the environment) with its own config
 /// dir under `dir`, which it returns.
 pub fn register(relay: &RelayProcess, dir: &Path, name: &str) -> PathBuf {
-    let config = dir.join(format!("config-{name}"));
-    let mut c = cli(relay, &config);
-    c.args(["register", name]);
+    account_at(&relay.url(), dir, name, "register")
+}
+
+/// `register` or `login` (`verb`) of `name` on `url`, with a config dir of
+/// its own under `dir` (a saved session is for one server URL), which it
+/// returns.
+pub fn account_at(url: &str, dir: &Path, name: &str, verb: &str) -> PathBuf {
+    let port = url.rsplit(':').next().unwrap_or("relay");
+    let config = dir.join(format!("config-{name}-{port}"));
+    let mut c = cli_at(url, &config);
+    c.args([verb, name]);
     let out = run(c);
-    assert!(out.status.success(), "register {name}: {out:?}");
+    assert!(out.status.success(), "{verb} {name} on {url}: {out:?}");
     config
 }
 
 /// `send --to`: the output.
 pub fn send(relay: &RelayProcess, config: &Path, to: &str, text: &str) -> Output {
-    let mut c = cli(relay, config);
+    send_at(&relay.url(), config, to, text)
+}
+
+/// `send --to` through `url`: the output.
+pub fn send_at(url: &str, config: &Path, to: &str, text: &str) -> Output {
+    let mut c = cli_at(url, config);
     c.args(["send", "--to", to, text]);
     run(c)
 }
@@ -135,7 +155,12 @@ impl Lines {
 /// `listen --json` for `config`: the child, its stdout and its stderr,
 /// once it is online.
 pub fn listen(relay: &RelayProcess, config: &Path) -> (Child, Lines, Lines) {
-    let mut c = cli(relay, config);
+    listen_at(&relay.url(), config)
+}
+
+/// As [`listen`], through `url`.
+pub fn listen_at(url: &str, config: &Path) -> (Child, Lines, Lines) {
+    let mut c = cli_at(url, config);
     c.args(["listen", "--json"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -149,9 +174,7 @@ pub fn listen(relay: &RelayProcess, config: &Path) -> (Child, Lines, Lines) {
 
 /// Sends SIGTERM and waits (with the deadline) for a clean exit.
 pub fn terminate(mut child: Child) {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    signal(&child, libc::SIGTERM);
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -164,4 +187,12 @@ pub fn terminate(mut child: Child) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Sends `sig` to our own child (`SIGSTOP` / `SIGCONT` freeze and resume
+/// it).
+pub fn signal(child: &Child, sig: libc::c_int) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(pid, sig) };
 }
