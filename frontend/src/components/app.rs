@@ -5,6 +5,7 @@
 use super::auth_form::AuthForm;
 use super::conn_banner::ConnBanner;
 use super::conversation_view::ConversationView;
+use super::desk_view::DeskView;
 use super::group_directory::GroupDirectory;
 use super::new_group::NewGroup;
 use super::notice_bar::NoticeBar;
@@ -130,11 +131,13 @@ pub fn app() -> Html {
                 *conn.borrow_mut() = Some(Connection::start(token.clone(), hooks));
 
                 // A stored session may have expired or been revoked.
+                // It also says whether we answer at the desk.
+                let dispatch = state.dispatcher();
                 spawn_local(async move {
-                    if let Err(e) = http::me(&token).await {
-                        if e.is_unauthorized() {
-                            sign_out.emit(false);
-                        }
+                    match http::me(&token).await {
+                        Ok(me) => dispatch.dispatch(Action::Role(me.role)),
+                        Err(e) if e.is_unauthorized() => sign_out.emit(false),
+                        Err(_) => {}
                     }
                 });
             }
@@ -380,6 +383,18 @@ pub fn app() -> Html {
             }
         })
     };
+    let send_frame = {
+        let conn = conn.clone();
+        Callback::from(move |f: ClientFrame| {
+            if let Some(c) = conn.borrow().as_ref() {
+                c.send(&f);
+            }
+        })
+    };
+    let on_desk_set = send_frame.reform(ClientFrame::DeskAgent);
+    let on_transfer =
+        send_frame.reform(|(group_id, to)| ClientFrame::DeskTransfer { group_id, to });
+    let on_desk_close = send_frame.reform(|group_id| ClientFrame::DeskClose { group_id });
     let on_back = {
         let state = state.clone();
         Callback::from(move |()| state.dispatch(Action::ShowSidebar(true)))
@@ -417,6 +432,14 @@ pub fn app() -> Html {
                     on_cancel={on_cancel.clone()} />
             }
         }
+        Screen::Desk => match state.desk.clone() {
+            Some(board) => html! {
+                <DeskView {board} targets={state.transfer_targets()} {now} on_set={on_desk_set}
+                    on_open={on_open.clone()} {on_transfer} on_close={on_desk_close}
+                    on_cancel={on_cancel.clone()} />
+            },
+            None => html! { <div class="welcome"><p>{"Loading the desk…"}</p></div> },
+        },
         Screen::Chat => match active {
             Some(c) => html! {
                 <ConversationView typing={state.chat.typing_in(c.key)} conversation={c} {me}
@@ -444,6 +467,7 @@ pub fn app() -> Html {
                 active={state.chat.active} online={state.presence.online_users()} {presence}
                 typing={state.chat.typing.clone()}
                 search_query={state.search_query.clone()} search_results={state.search_results.clone()}
+                desk_queued={state.is_agent().then(|| state.desk.as_ref().map_or(0, |b| b.queued))}
                 {now} {tz} {on_open} {on_open_user} {on_search} {on_screen} {on_logout} />
             <main class="main">{ main }</main>
         </div>

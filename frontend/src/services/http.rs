@@ -218,8 +218,15 @@ pub async fn logout(token: &str) -> Result<(), ApiFailure> {
 }
 
 /// `GET /api/me`: whether the token still works.
-pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
+pub async fn me(token: &str) -> Result<shared::desk::Me, ApiFailure> {
     call_json(Method::GET, "/api/me", Some(token), None).await
+}
+
+/// `POST /api/visitors`: a visitor of the support desk and their token.
+pub async fn new_visitor(
+    v: &shared::desk::NewVisitor,
+) -> Result<shared::desk::VisitorSession, ApiFailure> {
+    call_json(Method::POST, "/api/visitors", None, json(v)).await
 }
 
 /// `GET /api/users?q=<prefix>`.

@@ -30,21 +30,40 @@ fn remove(key: &str) {
     }
 }
 
+/// Where a visitor's session (the `/support` page) is kept: apart from
+/// an account's, so an agent testing the widget stays signed in.
+pub const VISITOR_KEY: &str = "ferrochat.visitor";
+
 /// The stored session, if any (and if it parses).
 pub fn load_session() -> Option<Session> {
-    serde_json::from_str(&get(SESSION_KEY)?).ok()
+    load_session_at(SESSION_KEY)
+}
+
+/// The session stored under `key`.
+pub fn load_session_at(key: &str) -> Option<Session> {
+    serde_json::from_str(&get(key)?).ok()
 }
 
 /// Remembers the session across reloads.
 pub fn save_session(s: &Session) {
+    save_session_at(SESSION_KEY, s);
+}
+
+/// Remembers a session under `key`.
+pub fn save_session_at(key: &str, s: &Session) {
     if let Ok(json) = serde_json::to_string(s) {
-        set(SESSION_KEY, &json);
+        set(key, &json);
     }
 }
 
 /// Forgets the session.
 pub fn clear_session() {
     remove(SESSION_KEY);
+}
+
+/// Forgets the session under `key`.
+pub fn clear_session_at(key: &str) {
+    remove(key);
 }
 
 /// A user's cached conversations.

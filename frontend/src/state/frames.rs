@@ -67,6 +67,11 @@ impl State {
                 }
                 return (named || shown).then_some(());
             }
+            ServerFrame::DeskBoard(b) => {
+                // Not cached: the relay sends a fresh board at every login.
+                return self.apply_board(b);
+            }
+            ServerFrame::DeskStatus(d) => return self.apply_desk_status(d, now),
             _ => false,
         };
         if !changed {

@@ -7,6 +7,7 @@
 //!
 //! - `action.rs`: the [`Action`] enum;
 //! - `conn.rs`: the socket's status and its banner;
+//! - `desk.rs`: the support desk as an agent sees it (type 133);
 //! - `frames.rs`: how frames from the relay are applied;
 //! - `groups.rs`: group details, our group changes, member pages;
 //! - `presence.rs`: contacts' presence, from PRESENCE frames only;
@@ -14,6 +15,7 @@
 
 mod action;
 mod conn;
+mod desk;
 mod frames;
 mod groups;
 pub mod presence;
@@ -28,6 +30,7 @@ pub use presence::Presence;
 
 use crate::model::{Chat, ChatCache, ConvKey};
 use shared::api::{GroupSummary, Session, UserSummary};
+use shared::desk::{DeskBoard, DeskStatus, Role};
 use shared::UserId;
 use std::rc::Rc;
 use yew::Reducible;
@@ -42,6 +45,8 @@ pub enum Screen {
     NewGroup,
     /// Public groups to join.
     FindGroups,
+    /// The support desk (agents and admins).
+    Desk,
 }
 
 /// Everything the UI renders.
@@ -81,6 +86,12 @@ pub struct State {
     pub sidebar_open: bool,
     /// The page is hidden (`document.visibilityState`).
     pub hidden: bool,
+    /// What the account may do (`GET /api/me`); `None` until known.
+    pub role: Option<Role>,
+    /// The desk as the relay last showed it (type 133; agents only).
+    pub desk: Option<Rc<DeskBoard>>,
+    /// The `/support` page: the visitor's conversation (type 131).
+    pub desk_status: Option<DeskStatus>,
 }
 
 impl State {
@@ -180,7 +191,9 @@ impl State {
                 // resent on reconnect) instead of failing.
                 let expired = self.conn == ConnStatus::Online && self.chat.expire(now);
                 let typing = self.chat.expire_typing(now);
-                if !expired && !typing {
+                // The desk shows waiting times: redrawn every second.
+                let desk = self.screen == Screen::Desk && self.desk.is_some();
+                if !expired && !typing && !desk {
                     return None;
                 }
                 if expired {
@@ -235,6 +248,7 @@ impl State {
             | Action::ShowMembers(_)
             | Action::Notice(_)
             | Action::ShowSidebar(_)) => self.apply_ui(ui)?,
+            Action::Role(role) => self.apply_role(role)?,
         }
         Some(self)
     }
