@@ -20,5 +20,14 @@ pub mod state;
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
-    yew::Renderer::<components::app::App>::new().render();
+    // `/support` (the SPA fallback serves it; `widget.js` frames it) is
+    // the visitor's chat with the desk; every other path is the app.
+    let support = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .is_some_and(|p| p.trim_end_matches('/') == "/support");
+    if support {
+        yew::Renderer::<components::support::SupportApp>::new().render();
+    } else {
+        yew::Renderer::<components::app::App>::new().render();
+    }
 }

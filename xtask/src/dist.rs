@@ -72,6 +72,12 @@ pub fn dist(out: &Path) -> Result<()> {
     let index = out.join("index.html");
     fs::write(&index, html)?;
     written.push(index);
+    // The support widget: one script tag on any site (a fixed name: sites
+    // embed it; served `no-cache`). It frames `/support`, the app's
+    // visitor mode.
+    let widget = out.join("widget.js");
+    fs::copy(root.join("frontend/widget.js"), &widget)?;
+    written.push(widget);
 
     let mut gz_sizes = vec![];
     for p in &written {

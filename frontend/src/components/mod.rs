@@ -15,6 +15,7 @@ pub mod new_group;
 pub mod notice_bar;
 pub mod online_users;
 pub mod sidebar;
+pub mod support;
 pub mod typing_indicator;
 pub mod user_search;
 
