@@ -1,5 +1,5 @@
 /* ferrochat support widget: <script src="https://RELAY/widget.js" async></script>
- * adds a chat bubble that opens the relay's /support page in an iframe (the
+ * adds a chat bubble that opens the relay's /support.html page in an iframe (the
  * visitor's session stays in the relay origin's storage). Optional
  * attributes on the script tag: data-label (the bubble's text). */
 (function () {
@@ -22,7 +22,7 @@
       frame = document.createElement("iframe");
       frame.id = "ferrochat-frame";
       frame.title = "Support chat";
-      frame.src = origin + "/support?page=" + encodeURIComponent(location.href);
+      frame.src = origin + "/support.html?page=" + encodeURIComponent(location.href);
       frame.style.cssText = "position:fixed;right:20px;bottom:76px;z-index:2147483647;" +
         "width:min(380px,calc(100vw - 40px));height:min(560px,calc(100vh - 100px));" +
         "border:0;border-radius:14px;box-shadow:0 8px 32px rgba(0,0,0,.3);background:#fff";

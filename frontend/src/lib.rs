@@ -20,14 +20,10 @@ pub mod state;
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
-    // `/support` (the SPA fallback serves it; `widget.js` frames it) is
-    // the visitor's chat with the desk; every other path is the app.
-    let support = web_sys::window()
-        .and_then(|w| w.location().pathname().ok())
-        .is_some_and(|p| p.trim_end_matches('/') == "/support");
-    if support {
-        yew::Renderer::<components::support::SupportApp>::new().render();
-    } else {
-        yew::Renderer::<components::app::App>::new().render();
-    }
+    // `support.html` (framed by `widget.js`) is the visitor's chat with the
+    // desk, a build of its own (feature `support`); otherwise the app.
+    #[cfg(feature = "support")]
+    yew::Renderer::<components::support::SupportApp>::new().render();
+    #[cfg(not(feature = "support"))]
+    yew::Renderer::<components::app::App>::new().render();
 }

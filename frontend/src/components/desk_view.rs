@@ -31,12 +31,20 @@ pub struct Props {
     pub on_cancel: Callback<()>,
 }
 
-fn details(e: &DeskEntry) -> Html {
+/// A visitor: name, page, email, and how long since `since`.
+fn who(e: &DeskEntry, since: i64, now: i64) -> Html {
     html! {
-        <span class="preview">
-            if let Some(p) = &e.page { <span class="desk-page" title={p.clone()}>{ p }</span> }
-            if let Some(m) = &e.email { { " · " }<span class="desk-email">{ m }</span> }
-        </span>
+        <>
+            { super::avatar(&e.name, true, None) }
+            <span class="conv-text">
+                <span class="name">{ &e.name }</span>
+                <span class="preview">
+                    if let Some(p) = &e.page { <span class="desk-page" title={p.clone()}>{ p }</span> }
+                    if let Some(m) = &e.email { { " · " }<span class="desk-email">{ m }</span> }
+                </span>
+            </span>
+            <span class="time">{ elapsed(since, now) }</span>
+        </>
     }
 }
 
@@ -68,12 +76,7 @@ pub fn desk_view(props: &Props) -> Html {
     let queue = b.queue.iter().map(|e| {
         html! {
             <li key={e.group_id.0} class="desk-item" data-testid="desk-queue-item" data-group={e.group_id.0.to_string()}>
-                { super::avatar(&e.name, true, None) }
-                <span class="conv-text">
-                    <span class="name">{ &e.name }</span>
-                    { details(e) }
-                </span>
-                <span class="time" title="Waiting">{ elapsed(e.queued_at, now) }</span>
+                { who(e, e.queued_at, now) }
             </li>
         }
     });
@@ -102,12 +105,7 @@ pub fn desk_view(props: &Props) -> Html {
             <li key={g.0} class="desk-item" data-testid="desk-mine-item" data-group={g.0.to_string()}>
                 <button type="button" class="desk-open" data-testid="desk-open" onclick={on_open}
                     aria-label={format!("Open the conversation with {}", e.name)}>
-                    { super::avatar(&e.name, true, None) }
-                    <span class="conv-text">
-                        <span class="name">{ &e.name }</span>
-                        { details(e) }
-                    </span>
-                    <span class="time" title="Assigned">{ elapsed(since, now) }</span>
+                    { who(e, since, now) }
                 </button>
                 <span class="desk-actions">
                     <select data-testid="desk-transfer" aria-label={format!("Transfer {}", e.name)} onchange={on_transfer}>

@@ -1,6 +1,6 @@
-//! The visitor's chat with the support desk: the `/support` page (the SPA
-//! fallback serves it; `widget.js` opens it in an iframe with the host
-//! page's address in `?page=`). A visitor session (`POST /api/visitors`)
+//! The visitor's chat with the support desk: `support.html` (a build of
+//! this crate with the `support` feature; `widget.js` opens it in an
+//! iframe with the host page's address in `?page=`). A visitor session (`POST /api/visitors`)
 //! kept under its own storage key, LOGIN, DESK_OPEN (130) after every
 //! login, the status (131) on top, then the ordinary message list,
 //! typing, receipts and composer of the group it names.
@@ -146,7 +146,7 @@ fn start_form(props: &StartProps) -> Html {
     }
 }
 
-/// The `/support` page.
+/// The visitor's page (`support.html`).
 #[function_component(SupportApp)]
 pub fn support_app() -> Html {
     let state = use_reducer(|| State::new(storage::load_session_at(VISITOR_KEY), None));

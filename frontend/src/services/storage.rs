@@ -30,7 +30,7 @@ fn remove(key: &str) {
     }
 }
 
-/// Where a visitor's session (the `/support` page) is kept: apart from
+/// Where a visitor's session (`support.html`) is kept: apart from
 /// an account's, so an agent testing the widget stays signed in.
 pub const VISITOR_KEY: &str = "ferrochat.visitor";
 

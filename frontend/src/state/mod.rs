@@ -90,7 +90,7 @@ pub struct State {
     pub role: Option<Role>,
     /// The desk as the relay last showed it (type 133; agents only).
     pub desk: Option<Rc<DeskBoard>>,
-    /// The `/support` page: the visitor's conversation (type 131).
+    /// `support.html`: the visitor's conversation (type 131).
     pub desk_status: Option<DeskStatus>,
 }
 
