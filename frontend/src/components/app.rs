@@ -130,14 +130,14 @@ pub fn app() -> Html {
                 };
                 *conn.borrow_mut() = Some(Connection::start(token.clone(), hooks));
 
-                // A stored session may have expired or been revoked.
-                // It also says whether we answer at the desk.
-                let dispatch = state.dispatcher();
+                // A stored session may have expired or been revoked. (Whether
+                // we answer at the desk needs no `role` from here: the relay
+                // sends agents the desk's board, type 133, at every login.)
                 spawn_local(async move {
-                    match http::me(&token).await {
-                        Ok(me) => dispatch.dispatch(Action::Role(me.role)),
-                        Err(e) if e.is_unauthorized() => sign_out.emit(false),
-                        Err(_) => {}
+                    if let Err(e) = http::me(&token).await {
+                        if e.is_unauthorized() {
+                            sign_out.emit(false);
+                        }
                     }
                 });
             }
@@ -383,7 +383,7 @@ pub fn app() -> Html {
             }
         })
     };
-    let send_frame = {
+    let on_desk = {
         let conn = conn.clone();
         Callback::from(move |f: ClientFrame| {
             if let Some(c) = conn.borrow().as_ref() {
@@ -391,10 +391,6 @@ pub fn app() -> Html {
             }
         })
     };
-    let on_desk_set = send_frame.reform(ClientFrame::DeskAgent);
-    let on_transfer =
-        send_frame.reform(|(group_id, to)| ClientFrame::DeskTransfer { group_id, to });
-    let on_desk_close = send_frame.reform(|group_id| ClientFrame::DeskClose { group_id });
     let on_back = {
         let state = state.clone();
         Callback::from(move |()| state.dispatch(Action::ShowSidebar(true)))
@@ -434,8 +430,7 @@ pub fn app() -> Html {
         }
         Screen::Desk => match state.desk.clone() {
             Some(board) => html! {
-                <DeskView {board} targets={state.transfer_targets()} {now} on_set={on_desk_set}
-                    on_open={on_open.clone()} {on_transfer} on_close={on_desk_close}
+                <DeskView {board} {me} {now} on_frame={on_desk} on_open={on_open.clone()}
                     on_cancel={on_cancel.clone()} />
             },
             None => html! { <div class="welcome"><p>{"Loading the desk…"}</p></div> },
@@ -467,7 +462,7 @@ pub fn app() -> Html {
                 active={state.chat.active} online={state.presence.online_users()} {presence}
                 typing={state.chat.typing.clone()}
                 search_query={state.search_query.clone()} search_results={state.search_results.clone()}
-                desk_queued={state.is_agent().then(|| state.desk.as_ref().map_or(0, |b| b.queued))}
+                desk_queued={state.desk.as_ref().map(|b| b.queued)}
                 {now} {tz} {on_open} {on_open_user} {on_search} {on_screen} {on_logout} />
             <main class="main">{ main }</main>
         </div>

@@ -218,7 +218,7 @@ pub async fn logout(token: &str) -> Result<(), ApiFailure> {
 }
 
 /// `GET /api/me`: whether the token still works.
-pub async fn me(token: &str) -> Result<shared::desk::Me, ApiFailure> {
+pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
     call_json(Method::GET, "/api/me", Some(token), None).await
 }
 

@@ -5,7 +5,6 @@ use crate::model::{ChatCache, ConvKey};
 use shared::api::{
     ConversationSummary, GroupInfo, GroupSummary, History, MemberPage, Session, UserSummary,
 };
-use shared::desk::Role;
 use shared::{GroupId, ServerFrame};
 
 /// Everything that can happen.
@@ -155,7 +154,4 @@ pub enum Action {
     Notice(Option<String>),
     /// Show or hide the sidebar on narrow screens.
     ShowSidebar(bool),
-    /// `GET /api/me` answered: what this account may do (agents and
-    /// admins get the desk).
-    Role(Role),
 }

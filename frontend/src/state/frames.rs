@@ -71,6 +71,8 @@ impl State {
                 // Not cached: the relay sends a fresh board at every login.
                 return self.apply_board(b);
             }
+            // Only the visitor's page (`support.html`) follows 131.
+            #[cfg(any(test, feature = "support"))]
             ServerFrame::DeskStatus(d) => return self.apply_desk_status(d, now),
             _ => false,
         };

@@ -26,11 +26,12 @@ mod fixtures;
 
 pub use action::Action;
 pub use conn::ConnStatus;
+pub use desk::transfer_targets;
 pub use presence::Presence;
 
 use crate::model::{Chat, ChatCache, ConvKey};
 use shared::api::{GroupSummary, Session, UserSummary};
-use shared::desk::{DeskBoard, DeskStatus, Role};
+use shared::desk::{DeskBoard, DeskStatus};
 use shared::UserId;
 use std::rc::Rc;
 use yew::Reducible;
@@ -86,9 +87,8 @@ pub struct State {
     pub sidebar_open: bool,
     /// The page is hidden (`document.visibilityState`).
     pub hidden: bool,
-    /// What the account may do (`GET /api/me`); `None` until known.
-    pub role: Option<Role>,
-    /// The desk as the relay last showed it (type 133; agents only).
+    /// The desk as the relay last showed it (type 133, sent to agents and
+    /// admins only, at every login): `Some` shows the Desk.
     pub desk: Option<Rc<DeskBoard>>,
     /// `support.html`: the visitor's conversation (type 131).
     pub desk_status: Option<DeskStatus>,
@@ -248,7 +248,6 @@ impl State {
             | Action::ShowMembers(_)
             | Action::Notice(_)
             | Action::ShowSidebar(_)) => self.apply_ui(ui)?,
-            Action::Role(role) => self.apply_role(role)?,
         }
         Some(self)
     }
