@@ -13,8 +13,9 @@ use std::rc::Rc;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-/// Props.
-#[derive(Properties, PartialEq)]
+/// Props. Compared by the board's pointer: a new board is a new `Rc`
+/// (a deep comparison would cost wasm size for nothing).
+#[derive(Properties)]
 pub struct Props {
     /// The board.
     pub board: Rc<DeskBoard>,
@@ -28,6 +29,17 @@ pub struct Props {
     pub on_open: Callback<(ConvKey, String)>,
     /// Back to the chats (phones).
     pub on_cancel: Callback<()>,
+}
+
+impl PartialEq for Props {
+    fn eq(&self, o: &Self) -> bool {
+        Rc::ptr_eq(&self.board, &o.board)
+            && self.me == o.me
+            && self.now == o.now
+            && self.on_frame == o.on_frame
+            && self.on_open == o.on_open
+            && self.on_cancel == o.on_cancel
+    }
 }
 
 fn set(available: Option<bool>, capacity: Option<u32>) -> ClientFrame {
@@ -65,11 +77,9 @@ fn row(p: &Props, e: &DeskEntry, mine: bool) -> Html {
     let on_close = p
         .on_frame
         .reform(move |_: MouseEvent| ClientFrame::DeskClose { group_id: g });
-    // Options: 0 the prompt, 1 the queue, then the targets in order.
-    let targets: Vec<UserId> = transfer_targets(&p.board, p.me)
-        .map(|a| a.user_id)
-        .collect();
-    let frame = p.on_frame.clone();
+    // Options: 0 the prompt, 1 the queue, then the targets in order (of
+    // this board: the closure keeps it).
+    let (frame, board, me) = (p.on_frame.clone(), p.board.clone(), p.me);
     let on_transfer = {
         Callback::from(move |ev: Event| {
             let sel = ev.target_unchecked_into::<HtmlSelectElement>();
@@ -77,8 +87,8 @@ fn row(p: &Props, e: &DeskEntry, mine: bool) -> Html {
             sel.set_selected_index(0);
             let to = match i {
                 1 => None,
-                2.. => match targets.get(i as usize - 2) {
-                    Some(&to) => Some(to),
+                2.. => match transfer_targets(&board, me).nth(i as usize - 2) {
+                    Some(a) => Some(a.user_id),
                     None => return,
                 },
                 _ => return,

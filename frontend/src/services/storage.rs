@@ -36,7 +36,7 @@ pub const VISITOR_KEY: &str = "ferrochat.visitor";
 
 /// The stored session, if any (and if it parses).
 pub fn load_session() -> Option<Session> {
-    load_session_at(SESSION_KEY)
+    serde_json::from_str(&get(SESSION_KEY)?).ok()
 }
 
 /// The session stored under `key`.
@@ -46,7 +46,9 @@ pub fn load_session_at(key: &str) -> Option<Session> {
 
 /// Remembers the session across reloads.
 pub fn save_session(s: &Session) {
-    save_session_at(SESSION_KEY, s);
+    if let Ok(json) = serde_json::to_string(s) {
+        set(SESSION_KEY, &json);
+    }
 }
 
 /// Remembers a session under `key`.

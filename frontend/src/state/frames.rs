@@ -67,10 +67,6 @@ impl State {
                 }
                 return (named || shown).then_some(());
             }
-            ServerFrame::DeskBoard(b) => {
-                // Not cached: the relay sends a fresh board at every login.
-                return self.apply_board(b);
-            }
             // Only the visitor's page (`support.html`) follows 131.
             #[cfg(any(test, feature = "support"))]
             ServerFrame::DeskStatus(d) => return self.apply_desk_status(d, now),

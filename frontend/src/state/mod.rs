@@ -32,7 +32,7 @@ pub use presence::Presence;
 use crate::model::{Chat, ChatCache, ConvKey};
 use shared::api::{GroupSummary, Session, UserSummary};
 use shared::desk::{DeskBoard, DeskStatus};
-use shared::UserId;
+use shared::{ServerFrame, UserId};
 use std::rc::Rc;
 use yew::Reducible;
 
@@ -170,6 +170,11 @@ impl State {
                 self.chat.mark_resent(now);
                 self.chat.members_may_be_stale();
             }
+            // Not cached: the relay sends a fresh board at every login.
+            Action::Frame {
+                frame: ServerFrame::DeskBoard(b),
+                ..
+            } => self.apply_board(b),
             Action::Frame { frame, now } => self.on_frame(&frame, now)?,
             Action::Send {
                 to,
