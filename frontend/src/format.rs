@@ -95,6 +95,17 @@ pub fn typing_text(names: &[String]) -> Option<String> {
     }
 }
 
+/// How long since `since` (the desk's waiting times): `12 s`, `3 min`,
+/// `2 h 5 min`; clock skew reads as `0 s`.
+pub fn elapsed(since_ms: i64, now_ms: i64) -> String {
+    let s = (now_ms - since_ms).max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// The status line of one of our messages.
 pub fn status_label(state: crate::model::MsgState, read_by: Option<u32>) -> String {
     use crate::model::MsgState as S;
@@ -111,6 +122,15 @@ pub fn status_label(state: crate::model::MsgState, read_by: Option<u32>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_times_read_naturally() {
+        assert_eq!(elapsed(1_000, 500), "0 s");
+        assert_eq!(elapsed(0, 59_999), "59 s");
+        assert_eq!(elapsed(0, 60_000), "1 min");
+        assert_eq!(elapsed(0, 3_599_000), "59 min");
+        assert_eq!(elapsed(0, 7_500_000), "2 h 5 min");
+    }
 
     #[test]
     fn client_msg_ids_are_valid_and_distinct() {

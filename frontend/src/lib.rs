@@ -20,5 +20,10 @@ pub mod state;
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
+    // `support.html` (framed by `widget.js`) is the visitor's chat with the
+    // desk, a build of its own (feature `support`); otherwise the app.
+    #[cfg(feature = "support")]
+    yew::Renderer::<components::support::SupportApp>::new().render();
+    #[cfg(not(feature = "support"))]
     yew::Renderer::<components::app::App>::new().render();
 }

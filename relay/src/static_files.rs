@@ -6,7 +6,8 @@
 //! client accepts is served as is, so compression costs nothing at request
 //! time. Names under `/assets/` carry a content hash and are cached forever;
 //! `index.html` is `no-cache`, so a new build is seen on the next load.
-//! Unknown paths that are not API paths get `index.html` (SPA routing).
+//! Unknown paths that are not API paths get `index.html` (SPA routing);
+//! `/support` is `support.html`, the support desk's visitor page.
 
 use crate::App;
 use std::path::{Path, PathBuf};
@@ -64,10 +65,12 @@ fn relative(path: &str) -> Option<PathBuf> {
     if !plain || rel.split('/').any(|seg| seg == ".." || seg == ".") {
         return None;
     }
-    Some(if rel.is_empty() {
-        PathBuf::from("index.html")
-    } else {
-        PathBuf::from(rel)
+    Some(match rel {
+        "" => PathBuf::from("index.html"),
+        // The support desk's visitor page (`widget.js` frames
+        // `support.html`; `/support` is the address to give people).
+        "support" | "support/" => PathBuf::from("support.html"),
+        _ => PathBuf::from(rel),
     })
 }
 
@@ -211,6 +214,7 @@ mod tests {
     #[test]
     fn only_plain_relative_paths() {
         assert_eq!(relative("/"), Some(PathBuf::from("index.html")));
+        assert_eq!(relative("/support"), Some(PathBuf::from("support.html")));
         assert_eq!(
             relative("/assets/app-1f2e.wasm"),
             Some(PathBuf::from("assets/app-1f2e.wasm"))

@@ -25,6 +25,12 @@ pub const BUDGET_GZIP_BYTES: u64 = 250_000;
 /// Output stem of the voice module (`frontend-voice`), imported by the app
 /// after login, so it is not part of the first download.
 const VOICE_NAME: &str = "voice";
+/// Output stem of the visitor's page module (`frontend` with the `support`
+/// feature), loaded by `support.html` only.
+const SUPPORT_NAME: &str = "support";
+/// The visitor's module's limit, gzipped (it is a whole yew app too, but
+/// without the app's screens).
+pub const SUPPORT_BUDGET_GZIP_BYTES: u64 = 250_000;
 /// The voice module's own limit, gzipped: it loads while the user reads
 /// their chats, but a phone on a slow link should still get it in seconds.
 pub const VOICE_BUDGET_GZIP_BYTES: u64 = 120_000;
@@ -36,8 +42,21 @@ pub fn dist(out: &Path) -> Result<()> {
     let scratch = target.join("xtask-dist");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
-    let (js, wasm) = module("frontend", "frontend", APP_NAME, &scratch)?;
-    let (voice_js, voice_wasm) = module("frontend-voice", "frontend_voice", VOICE_NAME, &scratch)?;
+    let (js, wasm) = module("frontend", "frontend", APP_NAME, &[], &scratch)?;
+    let (voice_js, voice_wasm) = module(
+        "frontend-voice",
+        "frontend_voice",
+        VOICE_NAME,
+        &[],
+        &scratch,
+    )?;
+    let (support_js, support_wasm) = module(
+        "frontend",
+        "frontend",
+        SUPPORT_NAME,
+        &["--features", "support"],
+        &scratch,
+    )?;
     let css = fs::read(root.join("frontend/style.css"))?;
     let template = fs::read_to_string(root.join("index.html"))?;
 
@@ -50,6 +69,15 @@ pub fn dist(out: &Path) -> Result<()> {
     let css_name = hashed("style", "css", &css);
     let voice_js_name = hashed(VOICE_NAME, "js", &voice_js);
     let voice_wasm_name = hashed(VOICE_NAME, "wasm", &voice_wasm);
+    let support_js_name = hashed(SUPPORT_NAME, "js", &support_js);
+    let support_wasm_name = hashed(SUPPORT_NAME, "wasm", &support_wasm);
+    let support_html = render_index(
+        &template,
+        &css_name,
+        &support_js_name,
+        &support_wasm_name,
+        (&voice_js_name, &voice_wasm_name),
+    )?;
     let html = render_index(
         &template,
         &css_name,
@@ -64,6 +92,8 @@ pub fn dist(out: &Path) -> Result<()> {
         (&css_name, &css),
         (&voice_js_name, &voice_js),
         (&voice_wasm_name, &voice_wasm),
+        (&support_js_name, &support_js),
+        (&support_wasm_name, &support_wasm),
     ] {
         let p = assets.join(name);
         fs::write(&p, bytes)?;
@@ -72,6 +102,15 @@ pub fn dist(out: &Path) -> Result<()> {
     let index = out.join("index.html");
     fs::write(&index, html)?;
     written.push(index);
+    // The support widget: one script tag on any site (a fixed name: sites
+    // embed it; served `no-cache`). It frames `/support`, the app's
+    // visitor mode.
+    let support = out.join("support.html");
+    fs::write(&support, support_html)?;
+    written.push(support);
+    let widget = out.join("widget.js");
+    fs::copy(root.join("frontend/widget.js"), &widget)?;
+    written.push(widget);
 
     let mut gz_sizes = vec![];
     for p in &written {
@@ -107,10 +146,16 @@ pub fn dist(out: &Path) -> Result<()> {
         kb(voice_total),
         kb(VOICE_BUDGET_GZIP_BYTES)
     );
+    let support_total = gz_sizes[5] + gz_sizes[6];
+    println!(
+        "  support page (visitors, support.html) js+wasm gzip {:.1} kB (budget {:.0} kB)  /assets/{support_wasm_name}",
+        kb(support_total),
+        kb(SUPPORT_BUDGET_GZIP_BYTES)
+    );
     fs::write(
         out.join("build-info.json"),
         format!(
-            "{{\n  \"wasmJsGzipBytes\": {total},\n  \"wasmBytes\": {},\n  \"jsBytes\": {},\n  \"wasmGzipBytes\": {wasm_gz},\n  \"jsGzipBytes\": {js_gz},\n  \"budgetGzipBytes\": {BUDGET_GZIP_BYTES},\n  \"js\": \"/assets/{js_name}\",\n  \"wasm\": \"/assets/{wasm_name}\",\n  \"css\": \"/assets/{css_name}\",\n  \"voiceJsWasmGzipBytes\": {voice_total},\n  \"voiceWasm\": \"/assets/{voice_wasm_name}\"\n}}\n",
+            "{{\n  \"wasmJsGzipBytes\": {total},\n  \"wasmBytes\": {},\n  \"jsBytes\": {},\n  \"wasmGzipBytes\": {wasm_gz},\n  \"jsGzipBytes\": {js_gz},\n  \"budgetGzipBytes\": {BUDGET_GZIP_BYTES},\n  \"js\": \"/assets/{js_name}\",\n  \"wasm\": \"/assets/{wasm_name}\",\n  \"css\": \"/assets/{css_name}\",\n  \"voiceJsWasmGzipBytes\": {voice_total},\n  \"voiceWasm\": \"/assets/{voice_wasm_name}\",\n  \"supportJsWasmGzipBytes\": {support_total},\n  \"supportWasm\": \"/assets/{support_wasm_name}\"\n}}\n",
             wasm.len(),
             js.len()
         ),
@@ -118,6 +163,12 @@ pub fn dist(out: &Path) -> Result<()> {
     if total > BUDGET_GZIP_BYTES {
         return Err(format!(
             "wasm+js is {total} bytes gzipped, over the {BUDGET_GZIP_BYTES}-byte budget"
+        )
+        .into());
+    }
+    if support_total > SUPPORT_BUDGET_GZIP_BYTES {
+        return Err(format!(
+            "the support page is {support_total} bytes gzipped, over its {SUPPORT_BUDGET_GZIP_BYTES}-byte budget"
         )
         .into());
     }
@@ -134,17 +185,27 @@ pub fn dist(out: &Path) -> Result<()> {
 /// own cargo invocation (so features do not unify across the two modules:
 /// the app's `shared` stays without the voice frames), generates its JS
 /// glue as `name.js`, and returns the glue and the module to ship.
-fn module(package: &str, lib: &str, name: &str, scratch: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
-    util::run(util::cargo().args([
-        "build",
-        "-p",
-        package,
-        "--lib",
-        "--target",
-        WASM_TARGET,
-        "--profile",
-        PROFILE,
-    ]))?;
+fn module(
+    package: &str,
+    lib: &str,
+    name: &str,
+    features: &[&str],
+    scratch: &Path,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    util::run(
+        util::cargo()
+            .args([
+                "build",
+                "-p",
+                package,
+                "--lib",
+                "--target",
+                WASM_TARGET,
+                "--profile",
+                PROFILE,
+            ])
+            .args(features),
+    )?;
     let target = util::target_dir();
     let wasm_in = target
         .join(WASM_TARGET)

@@ -136,6 +136,28 @@ impl Env {
         (RelayTask { stop, task }, addr)
     }
 
+    /// `ferrochat-relay admin grant-agent <username>` against this test's
+    /// relay (over its admin socket, as the command does).
+    pub async fn grant_agent(&self, username: &str) {
+        let db = format!(
+            "sqlite://{}",
+            self.inner.db_dir.path().join("e2e.db").display()
+        );
+        let config = relay::Config::from_args(["admin", "grant-agent", username, "--db", &db])
+            .expect("a valid admin command");
+        let code = tokio::task::spawn_blocking(move || match &config.command {
+            Some(relay::config::Command::Admin { op }) => relay::admin::main(&config, op),
+            _ => unreachable!("parsed as an admin command"),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            format!("{code:?}"),
+            format!("{:?}", std::process::ExitCode::SUCCESS),
+            "grant-agent {username}"
+        );
+    }
+
     /// Starts the relay again on the same port and database.
     pub async fn start_relay(&self) {
         let mut slot = self.inner.relay.lock().await;

@@ -5,6 +5,7 @@
 use super::auth_form::AuthForm;
 use super::conn_banner::ConnBanner;
 use super::conversation_view::ConversationView;
+use super::desk_view::DeskView;
 use super::group_directory::GroupDirectory;
 use super::new_group::NewGroup;
 use super::notice_bar::NoticeBar;
@@ -129,7 +130,9 @@ pub fn app() -> Html {
                 };
                 *conn.borrow_mut() = Some(Connection::start(token.clone(), hooks));
 
-                // A stored session may have expired or been revoked.
+                // A stored session may have expired or been revoked. (Whether
+                // we answer at the desk needs no `role` from here: the relay
+                // sends agents the desk's board, type 133, at every login.)
                 spawn_local(async move {
                     if let Err(e) = http::me(&token).await {
                         if e.is_unauthorized() {
@@ -380,6 +383,14 @@ pub fn app() -> Html {
             }
         })
     };
+    let on_desk = {
+        let conn = conn.clone();
+        Callback::from(move |f: ClientFrame| {
+            if let Some(c) = conn.borrow().as_ref() {
+                c.send(&f);
+            }
+        })
+    };
     let on_back = {
         let state = state.clone();
         Callback::from(move |()| state.dispatch(Action::ShowSidebar(true)))
@@ -417,6 +428,13 @@ pub fn app() -> Html {
                     on_cancel={on_cancel.clone()} />
             }
         }
+        Screen::Desk => match state.desk.clone() {
+            Some(board) => html! {
+                <DeskView {board} {me} {now} on_frame={on_desk} on_open={on_open.clone()}
+                    on_cancel={on_cancel.clone()} />
+            },
+            None => html! { <div class="welcome"><p>{"Loading the desk…"}</p></div> },
+        },
         Screen::Chat => match active {
             Some(c) => html! {
                 <ConversationView typing={state.chat.typing_in(c.key)} conversation={c} {me}
@@ -444,6 +462,7 @@ pub fn app() -> Html {
                 active={state.chat.active} online={state.presence.online_users()} {presence}
                 typing={state.chat.typing.clone()}
                 search_query={state.search_query.clone()} search_results={state.search_results.clone()}
+                desk_queued={state.desk.as_ref().map(|b| b.queued)}
                 {now} {tz} {on_open} {on_open_user} {on_search} {on_screen} {on_logout} />
             <main class="main">{ main }</main>
         </div>

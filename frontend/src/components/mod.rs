@@ -6,6 +6,7 @@ pub mod composer;
 pub mod conn_banner;
 pub mod conversation_list;
 pub mod conversation_view;
+pub mod desk_view;
 pub mod group_directory;
 pub mod group_members;
 pub mod message_item;
@@ -14,6 +15,7 @@ pub mod new_group;
 pub mod notice_bar;
 pub mod online_users;
 pub mod sidebar;
+pub mod support;
 pub mod typing_indicator;
 pub mod user_search;
 

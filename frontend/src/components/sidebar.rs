@@ -44,6 +44,9 @@ pub struct Props {
     pub on_screen: Callback<Screen>,
     /// Log out.
     pub on_logout: Callback<()>,
+    /// Agents: how many visitors wait at the desk (`Some` shows "Desk").
+    #[prop_or_default]
+    pub desk_queued: Option<u32>,
 }
 
 /// The left column (the whole screen on phones when no chat is open).
@@ -52,6 +55,7 @@ pub fn sidebar(props: &Props) -> Html {
     let logout = props.on_logout.reform(|_: MouseEvent| ());
     let new_group = props.on_screen.reform(|_: MouseEvent| Screen::NewGroup);
     let find_groups = props.on_screen.reform(|_: MouseEvent| Screen::FindGroups);
+    let desk = props.on_screen.reform(|_: MouseEvent| Screen::Desk);
     html! {
         <aside class="sidebar" aria-label="Conversations">
             <header class="sidebar-head">
@@ -73,6 +77,12 @@ pub fn sidebar(props: &Props) -> Html {
                 <button type="button" class="ghost" data-testid="find-groups" onclick={find_groups}>
                     {"Find groups"}
                 </button>
+                if let Some(n) = props.desk_queued {
+                    <button type="button" class="ghost" data-testid="desk-nav" onclick={desk}>
+                        {"Desk"}
+                        if n > 0 { {" "}<span class="badge" data-testid="desk-nav-queued">{ n }</span> }
+                    </button>
+                }
             </div>
             <nav class="conversations" aria-labelledby="conv-h">
                 <h2 id="conv-h">{"Chats"}</h2>

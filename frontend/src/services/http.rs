@@ -222,6 +222,13 @@ pub async fn me(token: &str) -> Result<UserSummary, ApiFailure> {
     call_json(Method::GET, "/api/me", Some(token), None).await
 }
 
+/// `POST /api/visitors`: a visitor of the support desk and their token.
+pub async fn new_visitor(
+    v: &shared::desk::NewVisitor,
+) -> Result<shared::desk::VisitorSession, ApiFailure> {
+    call_json(Method::POST, "/api/visitors", None, json(v)).await
+}
+
 /// `GET /api/users?q=<prefix>`.
 pub async fn search(token: &str, prefix: &str) -> Result<Vec<UserSummary>, ApiFailure> {
     let q = query_value(prefix);

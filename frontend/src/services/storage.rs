@@ -30,9 +30,18 @@ fn remove(key: &str) {
     }
 }
 
+/// Where a visitor's session (`support.html`) is kept: apart from
+/// an account's, so an agent testing the widget stays signed in.
+pub const VISITOR_KEY: &str = "ferrochat.visitor";
+
 /// The stored session, if any (and if it parses).
 pub fn load_session() -> Option<Session> {
     serde_json::from_str(&get(SESSION_KEY)?).ok()
+}
+
+/// The session stored under `key`.
+pub fn load_session_at(key: &str) -> Option<Session> {
+    serde_json::from_str(&get(key)?).ok()
 }
 
 /// Remembers the session across reloads.
@@ -42,9 +51,21 @@ pub fn save_session(s: &Session) {
     }
 }
 
+/// Remembers a session under `key`.
+pub fn save_session_at(key: &str, s: &Session) {
+    if let Ok(json) = serde_json::to_string(s) {
+        set(key, &json);
+    }
+}
+
 /// Forgets the session.
 pub fn clear_session() {
     remove(SESSION_KEY);
+}
+
+/// Forgets the session under `key`.
+pub fn clear_session_at(key: &str) {
+    remove(key);
 }
 
 /// A user's cached conversations.

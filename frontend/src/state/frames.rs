@@ -67,6 +67,9 @@ impl State {
                 }
                 return (named || shown).then_some(());
             }
+            // Only the visitor's page (`support.html`) follows 131.
+            #[cfg(any(test, feature = "support"))]
+            ServerFrame::DeskStatus(d) => return self.apply_desk_status(d, now),
             _ => false,
         };
         if !changed {

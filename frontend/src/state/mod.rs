@@ -7,6 +7,7 @@
 //!
 //! - `action.rs`: the [`Action`] enum;
 //! - `conn.rs`: the socket's status and its banner;
+//! - `desk.rs`: the support desk as an agent sees it (type 133);
 //! - `frames.rs`: how frames from the relay are applied;
 //! - `groups.rs`: group details, our group changes, member pages;
 //! - `presence.rs`: contacts' presence, from PRESENCE frames only;
@@ -14,6 +15,7 @@
 
 mod action;
 mod conn;
+mod desk;
 mod frames;
 mod groups;
 pub mod presence;
@@ -24,11 +26,13 @@ mod fixtures;
 
 pub use action::Action;
 pub use conn::ConnStatus;
+pub use desk::transfer_targets;
 pub use presence::Presence;
 
 use crate::model::{Chat, ChatCache, ConvKey};
 use shared::api::{GroupSummary, Session, UserSummary};
-use shared::UserId;
+use shared::desk::{DeskBoard, DeskStatus};
+use shared::{ServerFrame, UserId};
 use std::rc::Rc;
 use yew::Reducible;
 
@@ -42,6 +46,8 @@ pub enum Screen {
     NewGroup,
     /// Public groups to join.
     FindGroups,
+    /// The support desk (agents and admins).
+    Desk,
 }
 
 /// Everything the UI renders.
@@ -81,6 +87,11 @@ pub struct State {
     pub sidebar_open: bool,
     /// The page is hidden (`document.visibilityState`).
     pub hidden: bool,
+    /// The desk as the relay last showed it (type 133, sent to agents and
+    /// admins only, at every login): `Some` shows the Desk.
+    pub desk: Option<Rc<DeskBoard>>,
+    /// `support.html`: the visitor's conversation (type 131).
+    pub desk_status: Option<DeskStatus>,
 }
 
 impl State {
@@ -159,6 +170,11 @@ impl State {
                 self.chat.mark_resent(now);
                 self.chat.members_may_be_stale();
             }
+            // Not cached: the relay sends a fresh board at every login.
+            Action::Frame {
+                frame: ServerFrame::DeskBoard(b),
+                ..
+            } => self.apply_board(b),
             Action::Frame { frame, now } => self.on_frame(&frame, now)?,
             Action::Send {
                 to,
@@ -180,7 +196,9 @@ impl State {
                 // resent on reconnect) instead of failing.
                 let expired = self.conn == ConnStatus::Online && self.chat.expire(now);
                 let typing = self.chat.expire_typing(now);
-                if !expired && !typing {
+                // The desk shows waiting times: redrawn every second.
+                let desk = self.screen == Screen::Desk && self.desk.is_some();
+                if !expired && !typing && !desk {
                     return None;
                 }
                 if expired {
