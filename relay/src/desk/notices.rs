@@ -83,4 +83,3 @@ async fn send_changes(desk: &Desk) -> crate::error::Result<()> {
     }
     Ok(())
 }
-
