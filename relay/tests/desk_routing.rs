@@ -43,6 +43,8 @@ async fn a_queued_visitor_reaches_the_agent_who_comes_online_and_they_chat() {
     let h = relay.history(&ann.token, &path).await;
     assert_eq!(h.messages.len(), 1, "{h:?}");
     assert_eq!(h.messages[0].content.body, "hello, anyone?");
+    // Signed with the name the visitor gave, not their internal username.
+    assert_eq!(h.messages[0].from_name, "Vera");
     // They chat, both ways, on the durable path.
     ac.group_chat(g, "a-1", "Hi Vera, how can I help?").await;
     next_resp(&mut ac).await;
@@ -52,7 +54,11 @@ async fn a_queued_visitor_reaches_the_agent_who_comes_online_and_they_chat() {
     vc.send(&ClientFrame::Ack { msg_id: m.msg_id }).await;
     vc.group_chat(g, "v-2", "my order is late").await;
     next_resp(&mut vc).await;
-    assert_eq!(next_push(&mut ac).await.content.body, "my order is late");
+    let m = next_push(&mut ac).await;
+    assert_eq!(
+        (m.content.body.as_str(), m.from_name.as_str()),
+        ("my order is late", "Vera")
+    );
     // The visitor reads their own conversation's history too.
     let h = relay.history(&v.token, &path).await;
     assert_eq!(h.messages.len(), 3);
@@ -98,10 +104,16 @@ async fn the_least_busy_agent_below_capacity_gets_it_and_the_rest_wait_in_order(
     assert_eq!(b1.mine[0].group_id, visitors[3].1);
     status_where(&mut visitors[3].0, |s| s.state == DeskState::Open).await;
     status_where(&mut visitors[4].0, |s| s.position == Some(1)).await;
-    // A closed conversation stays readable to its agent.
+    // A closed conversation stays readable to its agent, and to every
+    // agent (agent2 was never in it); not to a user.
     let path = format!("/api/conversations/group/{}/messages", visitors[0].1);
-    let (status, _) = relay.get(&path, Some(&a1.token)).await;
-    assert_eq!(status, 200);
+    for a in [&a1, &a2] {
+        let (status, body) = relay.get(&path, Some(&a.token)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let stranger = relay.register("stranger").await;
+    let (status, _) = relay.get(&path, Some(&stranger.token)).await;
+    assert_ne!(status, 200);
 
     // Away: agent2 takes nothing new even with room.
     c2.send(&set(Some(false), Some(3))).await;

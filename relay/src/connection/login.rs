@@ -7,6 +7,7 @@ use crate::auth::token_hash;
 use crate::clock::now_ms;
 use crate::hub::{SyncEnd, SMALL_GROUP};
 use crate::rules::desk;
+use crate::store::UserRef;
 use shared::{close, ClientFrame, ErrorCode, ServerFrame};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -96,13 +97,27 @@ where
         if !self.send(&ok).await {
             return Err(Stop::Gone);
         }
-        let (registration, online) =
-            self.app
-                .hub
-                .register(&user, self.handle.clone(), hash, &contacts);
+        // A visitor's username is internal (`~v…`): their messages, typing
+        // notices and presence (to their agent) carry the name they gave.
+        let shown = match role {
+            shared::desk::Role::Visitor => {
+                let given = self.app.store.visitor_name(user.id).await.ok().flatten();
+                given.unwrap_or_else(|| shared::desk::VISITOR_DEFAULT_NAME.to_string())
+            }
+            _ => user.username.clone(),
+        };
+        let name: Arc<str> = shown.as_str().into();
+        let (registration, online) = self.app.hub.register(
+            &UserRef {
+                id: user.id,
+                username: shown,
+            },
+            self.handle.clone(),
+            hash,
+            &contacts,
+        );
         self.registration = Some(registration);
         self.role = role;
-        let name: Arc<str> = user.username.as_str().into();
         self.user = Some((user, name));
         // Presence snapshot: which contacts are online right now.
         for c in online {

@@ -32,8 +32,7 @@ async fn page(
 ) -> Result<reply::Json, Rejection> {
     let limit = page.limit.unwrap_or(50).clamp(1, MAX_HISTORY_PAGE);
     let history =
-        crate::rules::history::page(app.store.as_ref(), who.user.id, to, page.before, limit)
-            .await?;
+        crate::rules::history::page(app.store.as_ref(), &who, to, page.before, limit).await?;
     Ok(reply::json(&history))
 }
 

@@ -326,6 +326,10 @@ pub trait Store: Send + Sync + 'static {
     /// Finds a user by username (case-insensitive).
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
 
+    /// The name a visitor gave (`None`: not a visitor, or no name): what
+    /// their messages are signed with, their username being internal.
+    async fn visitor_name(&self, user: UserId) -> Result<Option<String>>;
+
     /// Whether a user exists (visitors do not, to the chat's rules).
     async fn user_exists(&self, user: UserId) -> Result<bool>;
 

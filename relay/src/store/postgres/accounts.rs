@@ -53,6 +53,16 @@ pub(super) async fn create_visitor(c: &Pg, username: &str, about: &NewVisitor) -
 }
 
 /// Sets a user's role (safe to run twice).
+/// The name a visitor gave.
+pub(super) async fn visitor_name(c: &Pg, user: UserId) -> R<Option<String>> {
+    let s = c
+        .prepare_cached("SELECT name FROM visitors WHERE user_id = $1")
+        .await?;
+    Ok(c.query_opt(&s, &[&user.0])
+        .await?
+        .and_then(|r| r.get::<_, Option<String>>(0)))
+}
+
 pub(super) async fn set_role(c: &Pg, user: UserId, role: Role) -> R<()> {
     let s = c
         .prepare_cached("UPDATE users SET role = $2 WHERE id = $1")

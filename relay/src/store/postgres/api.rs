@@ -139,6 +139,10 @@ impl Store for PostgresStore {
         with_conn!(&self.pool, |c| reads::user_by_name(c, username))
     }
 
+    async fn visitor_name(&self, user: UserId) -> Result<Option<String>> {
+        with_conn!(&self.pool, |c| accounts::visitor_name(c, user))
+    }
+
     async fn user_exists(&self, user: UserId) -> Result<bool> {
         with_conn!(&self.pool, |c| reads::user_exists(c, user))
     }

@@ -121,7 +121,8 @@ pub(super) async fn positions(c: &Pg, user: UserId) -> R<Vec<Position>> {
 
 /// The columns [`stored`] reads, from `messages m`, `users u` and
 /// `conversations c`.
-const STORED_COLUMNS: &str = "m.conv_id, m.seq, m.msg_id, m.from_id, u.username,
+const STORED_COLUMNS: &str = "m.conv_id, m.seq, m.msg_id, m.from_id,
+     CASE WHEN u.role = 3 THEN coalesce((SELECT v.name FROM visitors v WHERE v.user_id = u.id), 'Visitor') ELSE u.username END,
      m.client_msg_id, m.content_type, m.body, m.ts, c.kind";
 
 /// A message pushed to `user`: a one-to-one message is "to" them.
@@ -224,8 +225,12 @@ pub(super) async fn message_for(c: &Pg, user: UserId, msg_id: MsgId) -> R<Option
 }
 
 /// The columns [`message_view`] reads.
+/// A message's columns; the sender's name is a visitor's given name (their
+/// username is internal), a user's username otherwise.
 pub(super) const MESSAGE_COLUMNS: &str =
-    "m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id, m.content_type, m.body, m.ts";
+    "m.seq, m.msg_id, m.from_id,
+     CASE WHEN u.role = 3 THEN coalesce((SELECT v.name FROM visitors v WHERE v.user_id = u.id), 'Visitor') ELSE u.username END,
+     m.client_msg_id, m.content_type, m.body, m.ts";
 
 /// A message row of [`MESSAGE_COLUMNS`] (from column `at`), named as the
 /// viewer sees it.

@@ -53,6 +53,16 @@ pub(super) fn set_role(user: UserId, role: Role, reply: Reply<()>) -> Box<dyn Ta
     })
 }
 
+/// The name a visitor gave.
+pub(super) fn visitor_name(c: &Connection, user: UserId) -> rusqlite::Result<Option<String>> {
+    Ok(
+        c.prepare_cached("SELECT name FROM visitors WHERE user_id = ?1")?
+            .query_row([user.0], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten(),
+    )
+}
+
 /// A user and their role, by username (case-insensitive).
 pub(super) fn user_role(
     c: &Connection,

@@ -99,6 +99,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn visitor_name(&self, user: UserId) -> Result<Option<String>> {
+        self.readers
+            .run(move |c| accounts::visitor_name(c, user))
+            .await
+    }
+
     async fn user_exists(&self, user: UserId) -> Result<bool> {
         self.readers.run(move |c| facts::user_exists(c, user)).await
     }

@@ -139,7 +139,8 @@ pub(super) fn positions(c: &Connection, user: UserId) -> rusqlite::Result<Vec<Po
 
 /// The columns [`stored`] reads, from `messages m`, `users u` and
 /// `conversations c`.
-const STORED_COLUMNS: &str = "m.conv_id, m.seq, m.msg_id, m.from_id, u.username,
+const STORED_COLUMNS: &str = "m.conv_id, m.seq, m.msg_id, m.from_id,
+     CASE WHEN u.role = 3 THEN coalesce((SELECT v.name FROM visitors v WHERE v.user_id = u.id), 'Visitor') ELSE u.username END,
      m.client_msg_id, m.content_type, m.body, m.ts, c.kind";
 
 /// A message pushed to `user`: a one-to-one message is "to" them.
@@ -233,8 +234,12 @@ pub(super) fn message_for(
 }
 
 /// The columns [`message_view`] reads.
+/// A message's columns; the sender's name is a visitor's given name (their
+/// username is internal), a user's username otherwise.
 pub(super) const MESSAGE_COLUMNS: &str =
-    "m.seq, m.msg_id, m.from_id, u.username, m.client_msg_id, m.content_type, m.body, m.ts";
+    "m.seq, m.msg_id, m.from_id,
+     CASE WHEN u.role = 3 THEN coalesce((SELECT v.name FROM visitors v WHERE v.user_id = u.id), 'Visitor') ELSE u.username END,
+     m.client_msg_id, m.content_type, m.body, m.ts";
 
 /// Reads a message row: seq, msg_id, from_id, username, client_msg_id,
 /// content_type, body, ts (in that order, from column `at`), named as the
