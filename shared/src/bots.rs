@@ -130,10 +130,11 @@ mod tests {
     #[test]
     fn targets_and_replies() {
         let s: SendMessage =
-            serde_json::from_str(r#"{"toId":2,"content":{"contentType":1,"body":"hi"}}"#).unwrap();
+            serde_json::from_str(r#"{"toId":"2","content":{"contentType":1,"body":"hi"}}"#)
+                .unwrap();
         assert_eq!(s.target(), Some(Target::User(UserId(2))));
         let both: SendMessage = serde_json::from_str(
-            r#"{"toId":2,"groupId":3,"content":{"contentType":1,"body":"hi"}}"#,
+            r#"{"toId":"2","groupId":"3","content":{"contentType":1,"body":"hi"}}"#,
         )
         .unwrap();
         assert_eq!(both.target(), None);
